@@ -1,0 +1,54 @@
+# One command runner. `make serve` and `make test` set everything up first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.setup-done
+HOST ?= 127.0.0.1
+PORT ?= 7860
+
+.PHONY: setup serve test test-fast lint bench eval ingest browser-deps clean
+
+setup: $(STAMP)
+
+# torch first, pinned: 2.13.0 is a CPU build on this machine's disk; an unpinned torch would
+# pull a multi-GB CUDA build when sentence-transformers asks for it.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+# Debian Chromium and CJK fonts for the browser tests (Playwright drives /usr/bin/chromium;
+# `playwright install` would try to download a browser, which fails offline).
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi "noto sans cjk"; then \
+		echo "installing chromium and fonts-noto-cjk"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
+	fi
+
+serve: setup
+	$(BIN)/kb serve --host $(HOST) --port $(PORT)
+
+ingest: setup
+	$(BIN)/kb ingest
+
+# pytest exits 5 when no test ran: that must fail, not pass silently.
+test: setup browser-deps
+	$(BIN)/python -m pytest -q -rs; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: no tests ran"; exit 1; fi; exit $$rc
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow and not browser"
+
+lint: setup
+	$(BIN)/ruff check .
+
+eval: setup
+	$(BIN)/kb eval
+
+bench: setup
+	$(BIN)/kb bench
+
+clean:
+	rm -rf data reports screenshots .pytest_cache

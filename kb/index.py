@@ -1,0 +1,283 @@
+"""The persisted knowledge index: documents, chunks, BM25 and FAISS, with a manifest.
+
+Layout of an index folder::
+
+    manifest.json     format version, app version, embedder id and dimension, dictionary hash,
+                      chunking settings, document hashes, counts, vector index kind, build time
+    documents.jsonl   each document's original decoded text (citations slice it)
+    chunks.jsonl      every chunk, near-duplicates included (marked with dup_of)
+    vectors.npy       one row per retrievable chunk (float32, L2-normalised)
+    hashes.json       content hash of each row's embedded text: the embedding cache key
+    faiss.index       exact inner product, or HNSW past ``flat_index_max`` vectors
+    bm25/             bm25s index over jieba tokens
+
+Writes are atomic: the new index is built in a sibling folder and renamed into place, so the
+previous index stays loadable until the new one is complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import bm25s
+import faiss
+import numpy as np
+from tqdm import tqdm
+
+from ingest.models import Chunk, Document
+from ingest.pipeline import DocRecord, IngestResult
+from kb import __version__
+from kb.embed.base import Embedder
+from kb.segment import Segmenter
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+class IndexError_(Exception):
+    """The index cannot be used; the message says why and what to run."""
+
+
+class IndexMissing(IndexError_):
+    pass
+
+
+class IndexMismatch(IndexError_):
+    pass
+
+
+def index_text(chunk: Chunk) -> str:
+    """What is embedded and tokenised for a chunk: its section path, then its text."""
+    return f"{chunk.section}\n{chunk.text}" if chunk.section else chunk.text
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+
+
+@dataclass
+class KnowledgeIndex:
+    path: Path
+    manifest: dict
+    documents: dict[str, Document]
+    all_chunks: list[Chunk]
+    chunks: list[Chunk]  # retrievable (kept) chunks; row i of the vectors and BM25 doc i
+    vectors: np.ndarray
+    faiss_index: faiss.Index
+    bm25: bm25s.BM25
+    by_id: dict[str, Chunk] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.by_id = {c.id: c for c in self.all_chunks}
+
+    @property
+    def embedder_id(self) -> str:
+        return self.manifest["embedder"]["id"]
+
+    def records(self) -> dict[str, DocRecord]:
+        """Per-document records for incremental re-ingest."""
+        out: dict[str, DocRecord] = {
+            s: DocRecord(d, [], self.manifest["documents"][s].get("noise_chars", 0))
+            for s, d in self.documents.items()
+        }
+        for c in self.all_chunks:
+            out[c.source].chunks.append(c)
+        return out
+
+    def cached_vectors(self) -> dict[str, np.ndarray]:
+        hashes = json.loads((self.path / "hashes.json").read_text())
+        return {h: self.vectors[i] for i, h in enumerate(hashes)}
+
+
+def _vector_index(vectors: np.ndarray, flat_max: int) -> tuple[faiss.Index, str]:
+    dim = vectors.shape[1]
+    if len(vectors) <= flat_max:
+        index = faiss.IndexFlatIP(dim)
+        kind = "flat-ip"
+    else:
+        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+        index.hnsw.efSearch = 128
+        kind = "hnsw-ip-m32"
+    if len(vectors):
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index, kind
+
+
+def build_index(
+    result: IngestResult,
+    embedder: Embedder,
+    segmenter: Segmenter,
+    out: Path,
+    chunk_settings: dict,
+    flat_max: int = 50_000,
+    cache: dict[str, np.ndarray] | None = None,
+    progress: bool = True,
+) -> dict:
+    """Embed and index the retrievable chunks of ``result`` and write the index folder
+    atomically. Vectors found in ``cache`` (by content hash) are not embedded again.
+    Returns the manifest, with per-stage timings under ``build``."""
+    t_start = time.perf_counter()
+    out = Path(out)
+    chunks = result.kept_chunks
+    texts = [index_text(c) for c in chunks]
+    hashes = [content_hash(t) for t in texts]
+    cache = cache or {}
+    todo = [i for i, h in enumerate(hashes) if h not in cache]
+    vectors = np.zeros((len(chunks), embedder.dim), np.float32)
+    for i, h in enumerate(hashes):
+        if h in cache and cache[h].shape == (embedder.dim,):
+            vectors[i] = cache[h]
+    t0 = time.perf_counter()
+    batch = 16
+    with tqdm(total=len(todo), desc="embed", unit="chunk", disable=not progress or not todo, leave=False) as bar:
+        for b in range(0, len(todo), batch):
+            ids = todo[b : b + batch]
+            vectors[ids] = embedder.embed_passages([texts[i] for i in ids])
+            bar.update(len(ids))
+    t_embed = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    tokens = [segmenter.tokens(t) for t in texts]
+    t_segment = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    bm25 = bm25s.BM25()
+    bm25.index(tokens or [[""]], show_progress=False)
+    findex, kind = _vector_index(vectors, flat_max)
+    t_index = time.perf_counter() - t0
+
+    tmp = out.parent / f".{out.name}.building-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    with open(tmp / "documents.jsonl", "w", encoding="utf-8") as fh:
+        for source, rec in result.records.items():
+            d = rec.document
+            row = {"source": source, "title": d.title, "kind": d.kind, "encoding": d.encoding,
+                   "sha256": d.sha256, "text": d.text}
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as fh:
+        for c in result.chunks:
+            fh.write(json.dumps(c.to_dict(), ensure_ascii=False) + "\n")
+    np.save(tmp / "vectors.npy", vectors)
+    (tmp / "hashes.json").write_text(json.dumps(hashes))
+    faiss.write_index(findex, str(tmp / "faiss.index"))
+    bm25.save(str(tmp / "bm25"), show_progress=False)
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "app_version": __version__,
+        "embedder": {"id": embedder.id, "dim": embedder.dim},
+        "dictionary": segmenter.fingerprint,
+        "chunking": chunk_settings,
+        "ingest_fingerprint": result.fingerprint,
+        "vector_index": kind,
+        "documents": {
+            s: {"sha256": r.document.sha256, "title": r.document.title, "kind": r.document.kind,
+                "encoding": r.document.encoding, "chars": len(r.document.text),
+                "chunks": len(r.chunks), "noise_chars": r.noise_chars}
+            for s, r in result.records.items()
+        },
+        "skipped": [{"source": s.source, "reason": s.reason} for s in result.skipped],
+        "counts": {
+            "documents": len(result.records),
+            "chunks": len(result.chunks),
+            "retrievable_chunks": len(chunks),
+            "duplicates": result.duplicates,
+            "skipped": len(result.skipped),
+            "embedded": len(todo),
+            "reused_vectors": len(chunks) - len(todo),
+        },
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "build": {
+            **{k: round(v, 4) for k, v in result.timings.items()},
+            "embed": round(t_embed, 4),
+            "segment": round(t_segment, 4),
+            "index": round(t_index, 4),
+        },
+    }
+    manifest["build"]["total"] = round(time.perf_counter() - t_start + sum(result.timings.values()), 4)
+    (tmp / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
+    _swap_into_place(tmp, out)
+    return manifest
+
+
+def _swap_into_place(tmp: Path, out: Path) -> None:
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    if out.exists():
+        os.rename(out, old)
+    os.rename(tmp, out)
+    if old.exists():
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _resolve(path: Path) -> Path:
+    """The index folder, or the previous one while a swap is between its two renames."""
+    if (path / MANIFEST).exists():
+        return path
+    olds = sorted(path.parent.glob(f".{path.name}.old-*"))
+    for old in olds:
+        if (old / MANIFEST).exists():
+            return old
+    return path
+
+
+def read_manifest(path: Path) -> dict:
+    path = _resolve(Path(path))
+    try:
+        return json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise IndexMissing(f"no index at {path}: build it with `kb ingest --index {path}`") from None
+    except json.JSONDecodeError as e:
+        raise IndexMismatch(f"index manifest at {path} is unreadable ({e}); rebuild it with `kb ingest --index {path}`") from None
+
+
+def check_manifest(manifest: dict, path: Path, embedder_id: str | None, dictionary: str | None) -> None:
+    fix = f"rebuild it with `kb ingest --index {path}`"
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexMismatch(
+            f"index at {path} has format version {manifest.get('format_version')}, this app reads "
+            f"version {FORMAT_VERSION}: {fix}"
+        )
+    built = manifest.get("embedder", {}).get("id")
+    if embedder_id and built != embedder_id:
+        raise IndexMismatch(
+            f"index at {path} was built with embedder {built!r} but the config uses {embedder_id!r}: "
+            f"{fix} (or set [embedder] back to the one it was built with)"
+        )
+    if dictionary and manifest.get("dictionary") != dictionary:
+        raise IndexMismatch(f"index at {path} was built with another segmentation dictionary: {fix}")
+
+
+def load_index(path: Path, embedder_id: str | None = None, dictionary: str | None = None) -> KnowledgeIndex:
+    """Load an index folder, refusing one built with another format, embedder or dictionary."""
+    path = Path(path)
+    manifest = read_manifest(path)
+    real = _resolve(path)
+    check_manifest(manifest, path, embedder_id, dictionary)
+    documents = {}
+    with open(real / "documents.jsonl", encoding="utf-8") as fh:
+        for line in fh:
+            d = json.loads(line)
+            documents[d["source"]] = Document(
+                source=d["source"], text=d["text"], title=d["title"], kind=d["kind"],
+                encoding=d["encoding"], sha256=d["sha256"],
+            )
+    with open(real / "chunks.jsonl", encoding="utf-8") as fh:
+        all_chunks = [Chunk.from_dict(json.loads(line)) for line in fh]
+    chunks = [c for c in all_chunks if not c.dup_of]
+    vectors = np.load(real / "vectors.npy")
+    findex = faiss.read_index(str(real / "faiss.index"))
+    bm25 = bm25s.BM25.load(str(real / "bm25"), show_progress=False)
+    if len(vectors) != len(chunks) or findex.ntotal != len(chunks):
+        raise IndexMismatch(f"index at {path} is inconsistent (vectors and chunks differ): rebuild it with `kb ingest --index {path}`")
+    return KnowledgeIndex(real, manifest, documents, all_chunks, chunks, vectors, findex, bm25)

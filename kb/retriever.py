@@ -1,0 +1,109 @@
+"""Hybrid retrieval: BM25 over jieba tokens plus dense vectors in FAISS, fused, optionally reranked."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kb import fusion
+from kb.config import RetrievalSettings
+from kb.embed.base import Embedder
+from kb.hits import Hit
+from kb.index import KnowledgeIndex, index_text
+from kb.query import ProcessedQuery, QueryProcessor
+from kb.rerank import Reranker
+from kb.segment import Segmenter
+
+MODES = ("hybrid", "bm25", "dense")
+EXPANSION_WEIGHT = 0.3
+
+
+class HybridRetriever:
+    def __init__(
+        self,
+        index: KnowledgeIndex,
+        embedder: Embedder,
+        segmenter: Segmenter,
+        queries: QueryProcessor,
+        settings: RetrievalSettings,
+        reranker: Reranker | None = None,
+    ):
+        self.index = index
+        self.embedder = embedder
+        self.segmenter = segmenter
+        self.queries = queries
+        self.settings = settings
+        self.reranker = reranker
+
+    # -- the two retrievers -------------------------------------------------------------
+    def bm25_scores(self, q: ProcessedQuery) -> dict[int, float]:
+        n = len(self.index.chunks)
+        if n == 0:
+            return {}
+        scores = np.zeros(n, np.float32)
+        tokens = self.segmenter.tokens(q.lexical)
+        if tokens:
+            scores += self.index.bm25.get_scores(tokens)
+        if q.expansions:
+            extra = [t for e in q.expansions for t in self.segmenter.tokens(e) if t not in tokens]
+            if extra:
+                scores += EXPANSION_WEIGHT * self.index.bm25.get_scores(extra)
+        k = min(self.settings.candidates, n)
+        best = np.argpartition(-scores, k - 1)[:k]
+        return {int(i): float(scores[i]) for i in best if scores[i] > 0}
+
+    def dense_scores(self, q: ProcessedQuery, vector: np.ndarray | None = None) -> dict[int, float]:
+        n = len(self.index.chunks)
+        if n == 0:
+            return {}
+        if vector is None:
+            vector = self.embedder.embed_queries([q.normalized])[0]
+        k = min(self.settings.candidates, n)
+        scores, ids = self.index.faiss_index.search(vector.reshape(1, -1).astype(np.float32), k)
+        return {int(i): float(s) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0}
+
+    # -- search ---------------------------------------------------------------------------
+    def search(self, question: str, k: int = 5, mode: str = "hybrid") -> list[Hit]:
+        if mode not in MODES:
+            raise ValueError(f"unknown search mode {mode!r}: use one of {', '.join(MODES)}")
+        q = self.queries.process(question)
+        lexical = self.bm25_scores(q) if mode in ("hybrid", "bm25") else {}
+        dense = self.dense_scores(q) if mode in ("hybrid", "dense") else {}
+        bm25_rank = _ranks(lexical)
+        dense_rank = _ranks(dense)
+        s = self.settings
+        if mode == "bm25":
+            fused = lexical
+        elif mode == "dense":
+            fused = dense
+        elif s.fusion == "weighted":
+            fused = fusion.weighted([lexical, dense], [s.bm25_weight, s.dense_weight])
+        else:
+            fused = fusion.rrf(
+                [list(bm25_rank), list(dense_rank)], k=s.rrf_k, weights=[s.bm25_weight, s.dense_weight]
+            )
+        ranked = fusion.top(fused, max(k, s.rerank_top if self.reranker else k))
+        rerank: dict[int, float] = {}
+        if self.reranker and ranked:
+            ids = [i for i, _ in ranked]
+            passages = [index_text(self.index.chunks[i]) for i in ids]
+            rerank = dict(zip(ids, self.reranker.score(q.normalized, passages), strict=True))
+            ranked = sorted(((i, rerank[i]) for i in ids), key=lambda x: -x[1])
+        hits = []
+        for i, score in ranked[:k]:
+            c = self.index.chunks[i]
+            hits.append(
+                Hit(
+                    chunk_id=c.id, source=c.source, title=c.title, section=c.section,
+                    start=c.start, end=c.end, quote=c.text, score=round(float(score), 6),
+                    bm25_rank=bm25_rank.get(i), dense_rank=dense_rank.get(i),
+                    bm25_score=round(lexical.get(i, 0.0), 4), dense_score=round(dense.get(i, 0.0), 4),
+                    rerank_score=rerank.get(i), also_in=list(c.also_in),
+                )
+            )
+        return hits
+
+
+def _ranks(scores: dict[int, float]) -> dict[int, int]:
+    """1-based rank of each id, best first (ties by id)."""
+    order = sorted(scores.items(), key=lambda x: (-x[1], x[0]))
+    return {i: r for r, (i, _) in enumerate(order, start=1)}
