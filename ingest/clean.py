@@ -63,8 +63,9 @@ def _han_variants(run: str) -> list[list[str]]:
     for conv in _CONVERTERS:
         whole = conv.convert(run)
         candidates = [whole] if len(whole) == len(run) else []
-        candidates.append("".join(c if len(c) == 1 else o for o, c in
-                                  ((ch, conv.convert(ch)) for ch in run)))
+        candidates.append(
+            "".join(c if len(c) == 1 else o for o, c in ((ch, conv.convert(ch)) for ch in run))
+        )
         for cand in candidates:
             for i, ch in enumerate(cand):
                 if ch not in variants[i]:
@@ -155,9 +156,9 @@ _DOWNLOAD_PHRASES = [
     r"下载(?:文档|后)?(?:可)?阅读全文",
     r"下载收益归作者所有",
     r"由(?:会员|用户|网友)上传分享",
-    r"上传分享[,，]?\s*免费在线阅读",
+    rf"上传分享[,，]?{_SP}*免费在线阅读",
     rf"^{_SP}*免费在线阅读",
-    r"免费在线阅读[,，]\s*更多",
+    rf"免费在线阅读[,，]{_SP}*更多",
     r"本文档由(?:用户|会员|网友)上传",
     r"版权归属(?:用户|会员|上传者)",
     r"对本文档(?:的)?版权有争议",
@@ -166,7 +167,7 @@ _DOWNLOAD_PHRASES = [
     r"文件下载后无此问题",
     r"查看预览时可能会显示错乱",
     r"内容与标题不符可向本站投诉",
-    r"如(?:有|若)侵权[,，]?\s*请联系(?:我们|本站|网站|管理员)?删除",
+    rf"如(?:有|若)侵权[,，]?{_SP}*请联系(?:我们|本站|网站|管理员)?删除",
     r"本站仅提供存储空间",
 ]
 _DOWNLOAD_WHOLE_LINES = (
@@ -211,11 +212,11 @@ _DOWNLOAD_TIPS = Rule(
 # --------------------------------------------------------------------------------------------
 
 _EXT = r"\.?(?i:docx?|pdf|pptx?|xlsx?|txt|wps|rtf|zip|rar|7z|html?|md|epub|caj|mobi|csv|et|dps)\b"
-_SIZE = r"\d+(?:\.\d+)?\s*(?:(?i:[KMGT]i?B|[KMG]|bytes?)\b|字节)"
+_SIZE = rf"\d+(?:\.\d+)?{_SP}*(?:(?i:[KMGT]i?B|[KMG]|bytes?)\b|字节)"
 _INT = r"\d{1,7}"
 _DATE = (
-    r"\d{4}\s*[-/.年]\s*\d{1,2}\s*[-/.月]\s*\d{1,2}\s*日?"
-    r"(?:\s*\d{1,2}[:：]\d{2}(?:[:：]\d{2})?)?"
+    rf"\d{{4}}{_SP}*[-/.年]{_SP}*\d{{1,2}}{_SP}*[-/.月]{_SP}*\d{{1,2}}{_SP}*日?"
+    rf"(?:{_SP}*\d{{1,2}}[:：]\d{{2}}(?:[:：]\d{{2}})?)?"
 )
 _IDV = r"[A-Za-z0-9_-]*\d[A-Za-z0-9_-]*"
 
@@ -280,9 +281,7 @@ _PAGE_MARKER = Rule(
 # 3b. page index of split previews: "\n\n2、完成企业的..." continuing a cut-off sentence
 # --------------------------------------------------------------------------------------------
 
-_PAGE_INDEX_RE = re.compile(
-    r"(?<=[^\s。.!?！？;；:：\"”’)）》】…]\n\n)(\d{1,3})、(?=[^\n]{100,})"
-)
+_PAGE_INDEX_RE = re.compile(r"(?<=[^\s。.!?！？;；:：\"”’)）》】…]\n\n)(\d{1,3})、(?=[^\n]{100,})")
 
 
 @lru_cache(maxsize=8)
@@ -349,7 +348,9 @@ _DT_TOKEN_RE = re.compile(
     r"|禮拜[一二三四五六日天]|[\d年月日时時分秒:：.,，/\-\s]"
 )
 _DT_FAMILIES = (
-    re.compile(r"\d{1,4}\s*年\s*\d{1,2}\s*月|\d{1,2}\s*月\s*\d{1,2}\s*日|星期|[周週][一二三四五六日天]|[礼禮]拜"),
+    re.compile(
+        r"\d{1,4}\s*年\s*\d{1,2}\s*月|\d{1,2}\s*月\s*\d{1,2}\s*日|星期|[周週][一二三四五六日天]|[礼禮]拜"
+    ),
     re.compile(rf"(?i:\b(?:{_EN_MONTHS})\b|\d\s*[AP]\.?M\b)"),
     re.compile(r"\d{1,2}[时時]\d{1,2}分"),
     re.compile(r"\d{1,4}[./]\d{1,2}[./]\d{1,4}"),

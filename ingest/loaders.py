@@ -75,7 +75,9 @@ _COMMON_PUNCT = frozenset(
 _TITLE_NOISE = ("格式:", "格式：", "大小:", "大小：", "ID:", "ID：", "相關推薦", "相关推荐")
 _TITLE_MIN_CHARS = 4
 
-_HTML_DROP_TAGS = ("script", "style", "noscript", "nav", "header", "footer", "template", "head")
+_HTML_DROP_TAGS = (
+    "script", "style", "noscript", "nav", "header", "footer", "template", "head", "title",
+)  # fmt: skip
 _HTML_BLOCK_TAGS = (
     "address", "article", "aside", "blockquote", "caption", "dd", "details", "div", "dl",
     "dt", "fieldset", "figcaption", "figure", "form", "h1", "h2", "h3", "h4", "h5", "h6",
@@ -86,6 +88,7 @@ _HTML_META_CHARSET = re.compile(rb"""<meta[^>]+?charset\s*=\s*["']?\s*([A-Za-z0-
 _HTML_SNIFF_BYTES = 4096
 _LINE_BREAK = "\ue000"  # private-use sentinel marking block boundaries in HTML
 _CJK = r"\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"
+# A source line break between two CJK characters renders as nothing, not as a space.
 _CJK_SOFT_BREAK = re.compile(rf"(?<=[{_CJK}])[ \t\r\f\v]*\n\s*(?=[{_CJK}])")
 _WHITESPACE = re.compile(r"\s+")
 
@@ -229,8 +232,8 @@ def _decode_candidates(data: bytes) -> dict[str, str]:
     """Strict decodings of ``data`` with each legacy Chinese encoding that succeeds."""
     decoded: dict[str, str] = {}
     for encoding in _LEGACY_CANDIDATES:
-        for name in (encoding, _FALLBACKS.get(encoding)):
-            text = _try_decode(data, name) if name else None
+        for name in filter(None, (encoding, _FALLBACKS.get(encoding))):
+            text = _try_decode(data, name)
             if text is not None:
                 decoded[name] = text
                 break
@@ -434,10 +437,10 @@ def _decode_html(data: bytes) -> tuple[str, str]:
     declared = _declared_charset(data)
     if declared:
         _reject_binary(data)
-        for name in (declared, _FALLBACKS.get(declared)):
-            text = _try_decode(data, name) if name else None
+        for name in filter(None, (declared, _FALLBACKS.get(declared))):
+            text = _try_decode(data, name)
             if text is not None:
-                return text, name  # type: ignore[return-value]
+                return text, name
     return decode_text(data)
 
 
@@ -500,7 +503,7 @@ _EXTRACTORS = {
 def _clean_title_line(line: str) -> str:
     """The stripped line if it can serve as a title, else ""."""
     candidate = line.strip()
-    if not candidate or candidate.startswith("- ") or line.startswith("- "):
+    if not candidate or candidate.startswith("- "):
         return ""
     if any(marker in candidate for marker in _TITLE_NOISE):
         return ""

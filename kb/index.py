@@ -7,6 +7,8 @@ Layout of an index folder::
     documents.jsonl   each document's original decoded text (citations slice it)
     chunks.jsonl      every chunk, near-duplicates included (marked with dup_of)
     vectors.npy       one row per retrievable chunk (float32, L2-normalised)
+    units.jsonl       sentences and list items of those chunks (what answers are made of)
+    unit_vectors.npy  one row per unit
     hashes.json       content hash of each row's embedded text: the embedding cache key
     faiss.index       exact inner product, or HNSW past ``flat_index_max`` vectors
     bm25/             bm25s index over jieba tokens
@@ -36,6 +38,8 @@ from ingest.pipeline import DocRecord, IngestResult
 from kb import __version__
 from kb.embed.base import Embedder
 from kb.segment import Segmenter
+from kb.units import Unit, split_units
+from ingest.normalize import normalize
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +64,35 @@ def index_text(chunk: Chunk) -> str:
     return f"{chunk.section}\n{chunk.text}" if chunk.section else chunk.text
 
 
+def embed_input(text: str) -> str:
+    """Text as the embedder sees it: Simplified, half-width (measured to help e5 on both
+    scripts; see ../shared/docs/offline-models.md)."""
+    return normalize(text)
+
+
+def _embed_all(embedder: Embedder, texts: list[str], cache: dict[str, np.ndarray], label: str,
+               progress: bool) -> tuple[np.ndarray, list[str], int]:
+    """Vectors for ``texts``, taking cached ones by content hash. Returns vectors, hashes and
+    how many were embedded now."""
+    inputs = [embed_input(t) for t in texts]
+    hashes = [content_hash(embedder.id + "\x00" + t) for t in inputs]
+    vectors = np.zeros((len(texts), embedder.dim), np.float32)
+    todo = []
+    for i, h in enumerate(hashes):
+        v = cache.get(h)
+        if v is not None and v.shape == (embedder.dim,):
+            vectors[i] = v
+        else:
+            todo.append(i)
+    batch = 16
+    with tqdm(total=len(todo), desc=label, unit="text", disable=not progress or not todo, leave=False) as bar:
+        for b in range(0, len(todo), batch):
+            ids = todo[b : b + batch]
+            vectors[ids] = embedder.embed_passages([inputs[i] for i in ids])
+            bar.update(len(ids))
+    return vectors, hashes, len(todo)
+
+
 def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 
@@ -74,10 +107,19 @@ class KnowledgeIndex:
     vectors: np.ndarray
     faiss_index: faiss.Index
     bm25: bm25s.BM25
+    units: list[Unit]  # sentences and list items of the retrievable chunks
+    unit_vectors: np.ndarray
     by_id: dict[str, Chunk] = field(default_factory=dict)
+    units_of_chunk: dict[int, list[int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.by_id = {c.id: c for c in self.all_chunks}
+        for i, u in enumerate(self.units):
+            self.units_of_chunk.setdefault(u.chunk, []).append(i)
+
+    def unit_text(self, i: int) -> str:
+        u = self.units[i]
+        return self.documents[self.chunks[u.chunk].source].text[u.start : u.end]
 
     @property
     def embedder_id(self) -> str:
@@ -95,7 +137,9 @@ class KnowledgeIndex:
 
     def cached_vectors(self) -> dict[str, np.ndarray]:
         hashes = json.loads((self.path / "hashes.json").read_text())
-        return {h: self.vectors[i] for i, h in enumerate(hashes)}
+        cache = {h: self.vectors[i] for i, h in enumerate(hashes["chunks"])}
+        cache.update({h: self.unit_vectors[i] for i, h in enumerate(hashes["units"])})
+        return cache
 
 
 def _vector_index(vectors: np.ndarray, flat_max: int) -> tuple[faiss.Index, str]:
@@ -130,21 +174,17 @@ def build_index(
     out = Path(out)
     chunks = result.kept_chunks
     texts = [index_text(c) for c in chunks]
-    hashes = [content_hash(t) for t in texts]
     cache = cache or {}
-    todo = [i for i, h in enumerate(hashes) if h not in cache]
-    vectors = np.zeros((len(chunks), embedder.dim), np.float32)
-    for i, h in enumerate(hashes):
-        if h in cache and cache[h].shape == (embedder.dim,):
-            vectors[i] = cache[h]
+    units: list[Unit] = []
+    for row, c in enumerate(chunks):
+        units.extend(split_units(c, row, first_list_id=(max((u.list_id for u in units), default=-1) + 1)))
+    docs = {s: r.document.text for s, r in result.records.items()}
+    unit_texts = [docs[chunks[u.chunk].source][u.start : u.end] for u in units]
     t0 = time.perf_counter()
-    batch = 16
-    with tqdm(total=len(todo), desc="embed", unit="chunk", disable=not progress or not todo, leave=False) as bar:
-        for b in range(0, len(todo), batch):
-            ids = todo[b : b + batch]
-            vectors[ids] = embedder.embed_passages([texts[i] for i in ids])
-            bar.update(len(ids))
+    vectors, hashes, n_chunks = _embed_all(embedder, texts, cache, "embed chunks", progress)
+    unit_vectors, unit_hashes, n_units = _embed_all(embedder, unit_texts, cache, "embed sentences", progress)
     t_embed = time.perf_counter() - t0
+    todo = range(n_chunks + n_units)
 
     t0 = time.perf_counter()
     tokens = [segmenter.tokens(t) for t in texts]
@@ -170,7 +210,11 @@ def build_index(
         for c in result.chunks:
             fh.write(json.dumps(c.to_dict(), ensure_ascii=False) + "\n")
     np.save(tmp / "vectors.npy", vectors)
-    (tmp / "hashes.json").write_text(json.dumps(hashes))
+    np.save(tmp / "unit_vectors.npy", unit_vectors)
+    with open(tmp / "units.jsonl", "w", encoding="utf-8") as fh:
+        for u in units:
+            fh.write(json.dumps([u.chunk, u.start, u.end, u.kind, u.list_id]) + "\n")
+    (tmp / "hashes.json").write_text(json.dumps({"chunks": hashes, "units": unit_hashes}))
     faiss.write_index(findex, str(tmp / "faiss.index"))
     bm25.save(str(tmp / "bm25"), show_progress=False)
     manifest = {
@@ -194,8 +238,9 @@ def build_index(
             "retrievable_chunks": len(chunks),
             "duplicates": result.duplicates,
             "skipped": len(result.skipped),
+            "units": len(units),
             "embedded": len(todo),
-            "reused_vectors": len(chunks) - len(todo),
+            "reused_vectors": len(chunks) + len(units) - len(todo),
         },
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "build": {
@@ -278,6 +323,9 @@ def load_index(path: Path, embedder_id: str | None = None, dictionary: str | Non
     vectors = np.load(real / "vectors.npy")
     findex = faiss.read_index(str(real / "faiss.index"))
     bm25 = bm25s.BM25.load(str(real / "bm25"), show_progress=False)
-    if len(vectors) != len(chunks) or findex.ntotal != len(chunks):
+    with open(real / "units.jsonl", encoding="utf-8") as fh:
+        units = [Unit(*json.loads(line)) for line in fh]
+    unit_vectors = np.load(real / "unit_vectors.npy")
+    if len(vectors) != len(chunks) or findex.ntotal != len(chunks) or len(unit_vectors) != len(units):
         raise IndexMismatch(f"index at {path} is inconsistent (vectors and chunks differ): rebuild it with `kb ingest --index {path}`")
-    return KnowledgeIndex(real, manifest, documents, all_chunks, chunks, vectors, findex, bm25)
+    return KnowledgeIndex(real, manifest, documents, all_chunks, chunks, vectors, findex, bm25, units, unit_vectors)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from kb import fusion
@@ -14,6 +16,14 @@ from kb.rerank import Reranker
 from kb.segment import Segmenter
 
 MODES = ("hybrid", "bm25", "dense")
+
+
+@dataclass
+class Retrieval:
+    hits: list[Hit]
+    rows: list[int]  # chunk rows of the hits, same order
+    query: ProcessedQuery
+    vector: np.ndarray | None
 EXPANSION_WEIGHT = 0.3
 
 
@@ -63,11 +73,18 @@ class HybridRetriever:
 
     # -- search ---------------------------------------------------------------------------
     def search(self, question: str, k: int = 5, mode: str = "hybrid") -> list[Hit]:
+        return self.retrieve(question, k, mode).hits
+
+    def retrieve(self, question: str, k: int = 5, mode: str = "hybrid") -> Retrieval:
+        """Hits plus the processed query and its vector (the answerer reuses both)."""
         if mode not in MODES:
             raise ValueError(f"unknown search mode {mode!r}: use one of {', '.join(MODES)}")
         q = self.queries.process(question)
+        vector = None
+        if mode in ("hybrid", "dense"):
+            vector = self.embedder.embed_queries([q.normalized])[0]
         lexical = self.bm25_scores(q) if mode in ("hybrid", "bm25") else {}
-        dense = self.dense_scores(q) if mode in ("hybrid", "dense") else {}
+        dense = self.dense_scores(q, vector) if vector is not None else {}
         bm25_rank = _ranks(lexical)
         dense_rank = _ranks(dense)
         s = self.settings
@@ -100,7 +117,8 @@ class HybridRetriever:
                     rerank_score=rerank.get(i), also_in=list(c.also_in),
                 )
             )
-        return hits
+        rows = [i for i, _ in ranked[:k]]
+        return Retrieval(hits, rows, q, vector)
 
 
 def _ranks(scores: dict[int, float]) -> dict[int, int]:

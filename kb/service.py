@@ -1,0 +1,157 @@
+"""The one service behind the CLI, the web chat and the HTTP API.
+
+It loads the config, the index and the models once, and answers with one JSON-serialisable
+object (see ``kb.answer.base.Answer``)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from ingest.models import Document
+from ingest.pipeline import IngestResult, ingest_corpus
+from kb.answer import make_answerer
+from kb.answer.base import Answer
+from kb.answer.followup import resolve_followup
+from kb.config import Config
+from kb.embed import make_embedder
+from kb.embed.base import Embedder
+from kb.hits import Hit
+from kb.index import IndexError_, IndexMissing, KnowledgeIndex, build_index, load_index, read_manifest
+from kb.query import QueryProcessor, load_glossary
+from kb.rerank import make_reranker
+from kb.retriever import HybridRetriever
+from kb.segment import Segmenter
+
+log = logging.getLogger(__name__)
+
+
+class UnknownDocument(KeyError):
+    pass
+
+
+class BadQuestion(ValueError):
+    pass
+
+
+def run_ingest(
+    config: Config,
+    embedder: Embedder | None = None,
+    segmenter: Segmenter | None = None,
+    progress: bool = True,
+) -> tuple[IngestResult, dict]:
+    """Ingest ``config.corpus_dir`` into ``config.index_path`` incrementally: unchanged documents
+    are not re-chunked and unchanged chunks are not re-embedded."""
+    embedder = embedder or make_embedder(config.embedder)
+    segmenter = segmenter or Segmenter(config.userdict, config.stopwords)
+    previous = None
+    previous_fp = ""
+    cache = None
+    try:
+        old = load_index(config.index_path, embedder.id, segmenter.fingerprint)
+        previous, previous_fp = old.records(), old.manifest.get("ingest_fingerprint", "")
+        cache = old.cached_vectors()
+    except IndexMissing:
+        pass
+    except IndexError_ as e:
+        log.info("previous index not reused: %s", e)
+    result = ingest_corpus(
+        config.corpus_dir, config.chunking, previous, previous_fp,
+        max_bytes=config.max_file_bytes, progress=progress,
+    )
+    manifest = build_index(
+        result, embedder, segmenter, config.index_path, config.chunking.as_dict(),
+        flat_max=config.retrieval.flat_index_max, cache=cache, progress=progress,
+    )
+    return result, manifest
+
+
+class KnowledgeService:
+    """Loads everything once; ``ask``, ``search`` and ``document`` are what adapters call."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        embedder: Embedder | None = None,
+        build_if_missing: bool = True,
+        progress: bool = True,
+    ):
+        self.config = config
+        t0 = time.perf_counter()
+        self.embedder = embedder or make_embedder(config.embedder)
+        self.segmenter = Segmenter(config.userdict, config.stopwords)
+        try:
+            read_manifest(config.index_path)
+        except IndexMissing:
+            if not build_if_missing:
+                raise
+            log.info("no index at %s: building it from %s", config.index_path, config.corpus_dir)
+            run_ingest(config, self.embedder, self.segmenter, progress=progress)
+        self.index: KnowledgeIndex = load_index(
+            config.index_path, self.embedder.id, self.segmenter.fingerprint
+        )
+        glossary = load_glossary(config.glossary) if config.retrieval.use_glossary else []
+        self.queries = QueryProcessor(glossary, config.retrieval.strip_question_words)
+        self.retriever = HybridRetriever(
+            self.index, self.embedder, self.segmenter, self.queries, config.retrieval,
+            make_reranker(config.retrieval.reranker),
+        )
+        self.answerer = make_answerer(config.answer, self)
+        self.load_seconds = time.perf_counter() - t0
+
+    # -- adapters call these ------------------------------------------------------------
+    def search(self, question: str, k: int = 5, mode: str = "hybrid") -> list[Hit]:
+        self._check_question(question)
+        return self.retriever.search(question, k=k, mode=mode)
+
+    def ask(self, question: str, history: list | None = None) -> Answer:
+        """Answer ``question`` (resolving a follow-up against ``history``) with citations."""
+        self._check_question(question)
+        t0 = time.perf_counter()
+        resolved = resolve_followup(question, history or [])
+        t1 = time.perf_counter()
+        answer = self.answerer.answer(question, resolved)
+        answer.timings_ms["followup"] = round((t1 - t0) * 1000, 2)
+        answer.timings_ms["total"] = round((time.perf_counter() - t0) * 1000, 2)
+        return answer
+
+    def document(self, source: str) -> Document:
+        try:
+            return self.index.documents[source]
+        except KeyError:
+            raise UnknownDocument(source) from None
+
+    def documents(self) -> list[dict]:
+        return [
+            {"source": d.source, "title": d.title, "kind": d.kind, "chars": len(d.text)}
+            for d in self.index.documents.values()
+        ]
+
+    def health(self) -> dict:
+        m = self.index.manifest
+        return {
+            "status": "ok",
+            "documents": m["counts"]["documents"],
+            "chunks": m["counts"]["retrievable_chunks"],
+            "embedder": m["embedder"]["id"],
+            "index_built_at": m["built_at"],
+            "answerer": self.answerer.id,
+        }
+
+    def _check_question(self, question: str) -> None:
+        if not isinstance(question, str) or not question.strip():
+            raise BadQuestion("question is empty")
+        if len(question) > self.config.answer.max_question_chars:
+            raise BadQuestion(
+                f"question is too long ({len(question)} characters; at most "
+                f"{self.config.answer.max_question_chars})"
+            )
+
+
+def open_service(config: Config, **kwargs) -> KnowledgeService:
+    return KnowledgeService(config, **kwargs)
+
+
+__all__ = ["KnowledgeService", "UnknownDocument", "BadQuestion", "run_ingest", "open_service", "Path"]

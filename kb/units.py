@@ -1,0 +1,93 @@
+"""Answer units: the sentences and list items inside a chunk, with exact offsets.
+
+The extractive answerer picks units; each is embedded once at index time so that scoring a
+unit against a question costs a dot product, not a model call."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ingest.chunk import HEADING_STYLES, ITEM, SENTENCE_END, classify, ChunkSettings
+from ingest.models import Chunk
+
+_SENT = re.compile(rf"[^{SENTENCE_END}]*[{SENTENCE_END}]+[”’\"」』)）》】]*|[^{SENTENCE_END}]+")
+_INLINE_ITEM = re.compile(r"(?<=[:：;；。])\s*(?=\d{1,2}\s*[.、．)）](?!\d))")
+MAX_UNIT = 160
+_SETTINGS = ChunkSettings()
+
+
+@dataclass(frozen=True)
+class Unit:
+    chunk: int  # row of the retrievable chunk
+    start: int  # offsets into the document text
+    end: int
+    kind: str  # "heading" | "lead" | "item" | "sentence"
+    list_id: int  # units of one list share it; -1 for non-list units
+
+
+def _trim(text: str, s: int, e: int) -> tuple[int, int]:
+    while s < e and text[s] in " \t\r\n\u3000":
+        s += 1
+    while e > s and text[e - 1] in " \t\r\n\u3000":
+        e -= 1
+    return s, e
+
+
+def split_units(chunk: Chunk, row: int, first_list_id: int = 0) -> list[Unit]:
+    """Units of one chunk in text order. Consecutive list items form one list."""
+    units: list[Unit] = []
+    list_id = first_list_id - 1
+    in_list = False
+    pos = 0
+    for line in chunk.text.split("\n"):
+        ls = pos
+        pos += len(line) + 1
+        s, e = _trim(chunk.text, ls, ls + len(line))
+        if s >= e:
+            continue
+        text = chunk.text[s:e]
+        kind, style, _ = classify(text, _SETTINGS)
+        if kind in ("heading", "lead"):
+            units.append(Unit(row, chunk.start + s, chunk.start + e, kind, -1))
+            in_list = False
+            continue
+        is_item = kind == "item"
+        if is_item and not in_list:
+            list_id += 1
+        in_list = is_item
+        # a line may carry an inline list ("解决方案:1.xx;2.yy;3.zz") or several sentences
+        pieces = []
+        cuts = [0] + [m.start() for m in _INLINE_ITEM.finditer(text)] + [len(text)]
+        for a, b in zip(cuts, cuts[1:], strict=False):
+            if b > a:
+                pieces.append((a, b, a > 0))
+        inline_list = len(pieces) > 1
+        if inline_list and not is_item:
+            list_id += 1
+        for a, b, inline in pieces:
+            seg = text[a:b]
+            if len(seg) <= MAX_UNIT and (is_item or inline):
+                spans = [(a, b)]
+            else:
+                spans = [(a + m.start(), a + m.end()) for m in _SENT.finditer(seg) if m.end() > m.start()]
+            for j, (x, y) in enumerate(spans):
+                xs, ys = _trim(chunk.text, s + x, s + y)
+                if ys <= xs or not re.search(r"[\w\u4e00-\u9fff]", chunk.text[xs:ys]):
+                    continue
+                item = (is_item and j == 0) or (inline and j == 0)
+                units.append(
+                    Unit(row, chunk.start + xs, chunk.start + ys, "item" if item else "sentence",
+                         list_id if (is_item or inline_list) else -1)
+                )
+    return units
+
+
+def strip_marker(text: str) -> str:
+    """A list item's text without its leading number or bullet."""
+    for _, pattern in HEADING_STYLES:
+        m = pattern.match(text)
+        if m:
+            return text[m.end():].lstrip(" :：、.．")
+    m = ITEM.match(text)
+    return text[m.end():].lstrip() if m else text

@@ -1,0 +1,419 @@
+"""Tests for ingest.loaders: real files (bundled corpus and files generated in tmp_path)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import zipfile
+from pathlib import Path
+
+import docx
+import pytest
+
+from ingest.loaders import (
+    SUPPORTED_SUFFIXES,
+    LoadError,
+    decode_text,
+    guess_title,
+    load_document,
+)
+
+CORPUS = Path(__file__).resolve().parents[1] / "corpus"
+
+TRADITIONAL = "市場部與銷售部的職責劃分，兩個部門經常發生衝突。"
+SIMPLIFIED = "市场部与销售部的职责划分，两个部门经常发生冲突。"
+LONG_SIMPLIFIED = (
+    "第一篇:市场部与销售部的争吵\n"
+    "出现争吵原因:市场发展阶段因素,设立市场部后销售部实力很强大,而市场部还没有成长起来,"
+    "而企业也不明确各部门应该承担的正确职能,因此两个部门发生了冲突。\n"
+)
+LONG_TRADITIONAL = (
+    "銷售管理與營銷管理的區別\n"
+    "銷售管理是指通過銷售報價、銷售訂單、銷售發貨、退貨、銷售發票處理、客戶管理、"
+    "價格管理等功能,對銷售全過程進行有效的控制和跟蹤。\n"
+)
+
+
+def write(tmp_path: Path, name: str, data: bytes) -> Path:
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def load(tmp_path: Path, name: str, data: bytes, **kwargs: int):
+    return load_document(write(tmp_path, name, data), tmp_path, **kwargs)
+
+
+def load_error(tmp_path: Path, name: str, data: bytes, **kwargs: int) -> str:
+    with pytest.raises(LoadError) as info:
+        load(tmp_path, name, data, **kwargs)
+    return str(info.value)
+
+
+def make_docx(path: Path) -> Path:
+    document = docx.Document()
+    document.add_heading("销售部年度计划", level=1)
+    document.add_paragraph("市场部负责品牌建设与市场调研。")
+    table = document.add_table(rows=2, cols=2)
+    for (row, col), value in {
+        (0, 0): "部门",
+        (0, 1): "职责",
+        (1, 0): "销售部",
+        (1, 1): "完成销售目标",
+    }.items():
+        table.cell(row, col).text = value
+    document.add_paragraph("结尾段落")
+    document.save(str(path))
+    return path
+
+
+def make_pdf(path: Path) -> Path:
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+    from reportlab.pdfgen import canvas
+
+    pdfmetrics.registerFont(UnicodeCIDFont("STSong-Light"))
+    pdfmetrics.registerFont(UnicodeCIDFont("MSung-Light"))
+    pdf = canvas.Canvas(str(path))
+    pdf.setFont("STSong-Light", 14)
+    pdf.drawString(72, 750, "营销总部的三大职能")
+    pdf.drawString(72, 720, "Sales 2024 市场部与销售部")
+    pdf.showPage()
+    pdf.setFont("MSung-Light", 14)
+    pdf.drawString(72, 750, "銷售管理與營銷管理的區別")
+    pdf.save()
+    return path
+
+
+# --------------------------------------------------------------------------- bundled corpus
+
+
+@pytest.mark.parametrize("path", sorted(CORPUS.glob("*.txt")), ids=lambda p: p.name)
+def test_bundled_file_text_is_exact_utf8(path: Path) -> None:
+    data = path.read_bytes()
+    doc = load_document(path, CORPUS)
+    assert doc.text == data.decode("utf-8")
+    assert doc.source == path.name
+    assert doc.kind == "txt"
+    assert doc.encoding == "utf-8"
+    assert doc.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_bundled_corpus_has_five_files() -> None:
+    assert len(list(CORPUS.glob("*.txt"))) == 5
+
+
+@pytest.mark.parametrize(
+    ("name", "title"),
+    [
+        ("000_33a7b961c4b11507.txt", "第一篇:市场部与销售部的争吵"),
+        ("001_1affc7399647d656.txt", "某某软件公司市场部与销售部协调之道"),
+        ("002_f56daec30e1164af.txt", "市场部还是销售部哪个更牛 聊聊这两个部门的那些事儿"),
+        ("003_33e74751c8370314.txt", "营销总部的3大职能"),
+        ("004_0178a570aaf2db53.txt", "銷售管理與營銷管理的區別"),
+    ],
+)
+def test_bundled_titles(name: str, title: str) -> None:
+    assert load_document(CORPUS / name, CORPUS).title == title
+
+
+# --------------------------------------------------------------------------- encodings
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding", "expected_encoding"),
+    [
+        (LONG_SIMPLIFIED, "gbk", "gb18030"),
+        (LONG_SIMPLIFIED + "𠀀㐀€", "gb18030", "gb18030"),  # chars outside GBK
+        (LONG_TRADITIONAL, "big5", "big5"),
+        (TRADITIONAL, "big5", "big5"),  # 24 chars
+        (SIMPLIFIED, "gbk", "gb18030"),  # 24 chars
+        ("营销总部的3大职能", "gbk", "gb18030"),  # 9 chars
+        ("銷售管理與營銷管理的區別", "big5", "big5"),  # 12 chars
+        ("部門", "big5", "big5"),
+        ("部门", "gbk", "gb18030"),
+        (TRADITIONAL, "gbk", "gb18030"),  # Traditional characters saved as GBK
+        ("銷售管理與營銷管理的區別：銷售部門負責客戶關係，營銷部門負責品牌。", "big5", "big5"),
+        ("市场部与销售部的区别：销售部门负责客户关系，市场部门负责品牌。", "gbk", "gb18030"),
+    ],
+)
+def test_legacy_chinese_encodings_decode_exactly(
+    tmp_path: Path, text: str, encoding: str, expected_encoding: str
+) -> None:
+    data = text.encode(encoding)
+    assert decode_text(data) == (text, expected_encoding)
+    doc = load(tmp_path, "doc.txt", data)
+    assert doc.text == text
+    assert doc.encoding == expected_encoding
+
+
+def test_short_samples_under_40_chars() -> None:
+    big5_30 = "銷售部門與市場部門的職責劃分，兩者常常發生衝突與爭執，需要協調。"
+    gbk_30 = "销售部门与市场部门的职责划分，两者常常发生冲突与争执，需要协调。"
+    assert len(big5_30) < 40 and len(gbk_30) < 40
+    assert decode_text(big5_30.encode("big5")) == (big5_30, "big5")
+    assert decode_text(gbk_30.encode("gbk")) == (gbk_30, "gb18030")
+
+
+def test_utf8_bom_is_stripped(tmp_path: Path) -> None:
+    doc = load(tmp_path, "bom.md", b"\xef\xbb\xbf" + LONG_SIMPLIFIED.encode("utf-8"))
+    assert doc.text == LONG_SIMPLIFIED
+    assert doc.encoding == "utf-8-sig"
+    assert doc.kind == "md"
+    assert doc.title == "第一篇:市场部与销售部的争吵"
+
+
+def test_crlf_newlines_are_kept(tmp_path: Path) -> None:
+    text = "营销总部的职能\r\n第一行内容\r\n\r\n第二行内容\r\n"
+    for encoding in ("utf-8", "gbk"):
+        doc = load(tmp_path, f"crlf-{encoding}.txt", text.encode(encoding))
+        assert doc.text == text
+        assert doc.title == "营销总部的职能"
+
+
+def test_utf16_with_bom(tmp_path: Path) -> None:
+    doc = load(tmp_path, "u16.txt", TRADITIONAL.encode("utf-16"))
+    assert (doc.text, doc.encoding) == (TRADITIONAL, "utf-16")
+
+
+def test_markdown_heading_title(tmp_path: Path) -> None:
+    doc = load(tmp_path, "notes.md", "# 市场部工作手册\n\n正文内容。\n".encode())
+    assert doc.text == "# 市场部工作手册\n\n正文内容。\n"
+    assert doc.title == "市场部工作手册"
+
+
+def test_source_is_relative_posix_path(tmp_path: Path) -> None:
+    path = write(tmp_path, "sub/dir/Note.TXT", LONG_SIMPLIFIED.encode("utf-8"))
+    doc = load_document(path, tmp_path)
+    assert doc.source == "sub/dir/Note.TXT"
+    assert doc.kind == "txt"
+
+
+# --------------------------------------------------------------------------- docx / pdf / html
+
+
+def test_docx_paragraphs_and_table(tmp_path: Path) -> None:
+    doc = load_document(make_docx(tmp_path / "plan.docx"), tmp_path)
+    assert doc.text == (
+        "销售部年度计划\n市场部负责品牌建设与市场调研。\n部门\n职责\n销售部\n完成销售目标\n结尾段落"
+    )
+    assert doc.title == "销售部年度计划"
+    assert (doc.kind, doc.encoding) == ("docx", "")
+
+
+def test_docx_merged_cells_appear_once(tmp_path: Path) -> None:
+    document = docx.Document()
+    table = document.add_table(rows=2, cols=2)
+    table.cell(0, 0).merge(table.cell(0, 1)).text = "合并表头单元格"
+    table.cell(1, 0).text = "左下角"
+    table.cell(1, 1).text = "右下角"
+    document.save(str(tmp_path / "merged.docx"))
+    doc = load_document(tmp_path / "merged.docx", tmp_path)
+    assert doc.text == "合并表头单元格\n左下角\n右下角"
+
+
+def test_pdf_with_cjk_cid_fonts(tmp_path: Path) -> None:
+    doc = load_document(make_pdf(tmp_path / "report.pdf"), tmp_path)
+    assert "营销总部的三大职能" in doc.text
+    assert "Sales 2024 市场部与销售部" in doc.text
+    assert "銷售管理與營銷管理的區別" in doc.text  # second page, Traditional font
+    assert doc.title == "营销总部的三大职能"
+    assert (doc.kind, doc.encoding) == ("pdf", "")
+
+
+def test_pdf_with_bad_offsets_loads_quietly(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, recwarn: pytest.WarningsRecorder
+) -> None:
+    data = make_pdf(tmp_path / "full.pdf").read_bytes()
+    header_end = data.index(b"\n") + 1
+    shifted = data[:header_end] + b"%padding that breaks every xref offset\n" + data[header_end:]
+    with caplog.at_level(logging.DEBUG):
+        doc = load(tmp_path, "shifted.pdf", shifted)
+    assert "营销总部的三大职能" in doc.text
+    assert not [r for r in caplog.records if r.name.startswith("pypdf")]
+    assert not [w for w in recwarn if "pypdf" in str(w.filename)]
+
+
+def test_pdf_without_text(tmp_path: Path) -> None:
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    writer.add_blank_page(width=200, height=200)
+    writer.write(str(tmp_path / "scan.pdf"))
+    with pytest.raises(LoadError, match=r"no extractable text \(scanned pdf\?\)"):
+        load_document(tmp_path / "scan.pdf", tmp_path)
+
+
+HTML = """<!DOCTYPE html>
+<html><head>
+<meta http-equiv="Content-Type" content="text/html; charset=gb2312">
+<title>市场部与销售部 - 管理文库</title>
+<style>body { color: red; } .secret-style {}</style>
+<script>var secret = "脚本内容不应出现";</script>
+</head>
+<body>
+<nav>首页 | 导航栏</nav><header>站点页眉</header>
+<h1>市场部的职责</h1>
+<div><p>市场部负责<b>品牌</b>建设，
+以及市场调研。</p>
+<ul><li>第一条</li><li>第二条</li></ul></div>
+<noscript>请启用脚本</noscript><!-- 注释 -->
+<table><tr><td>部门</td><td>职责</td></tr></table>
+<footer>版权所有</footer>
+</body></html>
+"""
+
+
+def test_html_visible_text_with_declared_charset(tmp_path: Path) -> None:
+    doc = load(tmp_path, "page.html", HTML.encode("gbk"))
+    assert doc.text == (
+        "市场部的职责\n市场部负责品牌建设，以及市场调研。\n第一条\n第二条\n部门\n职责"
+    )
+    for hidden in ("secret", "脚本", "color", "导航", "页眉", "版权", "注释", "管理文库"):
+        assert hidden not in doc.text
+    assert doc.title == "市场部与销售部 - 管理文库"
+    assert (doc.kind, doc.encoding) == ("html", "gb18030")
+
+
+def test_htm_without_charset_or_title(tmp_path: Path) -> None:
+    body = f"<h1>營銷管理</h1><p>{TRADITIONAL}</p><p>第二段內容</p>"
+    doc = load(tmp_path, "page.htm", body.encode("big5"))
+    assert doc.text == f"營銷管理\n{TRADITIONAL}\n第二段內容"
+    assert doc.title == "營銷管理"
+    assert (doc.kind, doc.encoding) == ("html", "big5")
+
+
+def test_html_with_only_scripts(tmp_path: Path) -> None:
+    message = load_error(tmp_path, "s.html", b"<script>x()</script><style>a{}</style>")
+    assert message == "no visible text in html"
+
+
+# --------------------------------------------------------------------------- failures
+
+
+def test_corrupt_docx_random_bytes(tmp_path: Path) -> None:
+    data = bytes(range(256)) * 8
+    assert load_error(tmp_path, "random.docx", data).startswith("corrupt docx: ")
+
+
+def test_corrupt_docx_truncated(tmp_path: Path) -> None:
+    data = make_docx(tmp_path / "full.docx").read_bytes()
+    assert load_error(tmp_path, "cut.docx", data[: len(data) // 2]).startswith("corrupt docx: ")
+
+
+def test_docx_zip_without_document_part(tmp_path: Path) -> None:
+    path = tmp_path / "other.docx"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("hello.txt", "not a word document")
+    with pytest.raises(LoadError, match=r"^corrupt docx: "):
+        load_document(path, tmp_path)
+
+
+def test_corrupt_pdf_truncated(tmp_path: Path) -> None:
+    data = make_pdf(tmp_path / "full.pdf").read_bytes()
+    message = load_error(tmp_path, "cut.pdf", data[: len(data) // 2])
+    assert message.startswith("corrupt pdf: ")
+
+
+def test_corrupt_pdf_garbage_body(tmp_path: Path) -> None:
+    message = load_error(tmp_path, "junk.pdf", b"%PDF-1.4\nnot really a pdf\n%%EOF\n")
+    assert message.startswith("corrupt pdf: ")
+
+
+def test_not_a_pdf(tmp_path: Path) -> None:
+    assert load_error(tmp_path, "fake.pdf", b"hello world " * 10).startswith("corrupt pdf: ")
+
+
+@pytest.mark.parametrize("name", ["empty.txt", "empty.md", "empty.docx", "empty.pdf", "e.html"])
+def test_empty_file(tmp_path: Path, name: str) -> None:
+    assert load_error(tmp_path, name, b"") == "empty file"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b" \n\t\r\n  ", "\u3000\u3000\r\n".encode("gbk"), "\ufeff  \n".encode("utf-8")],
+    ids=["ascii", "ideographic-space-gbk", "bom-only"],
+)
+def test_whitespace_only_file(tmp_path: Path, data: bytes) -> None:
+    assert load_error(tmp_path, "blank.txt", data) == "empty file"
+
+
+PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"
+    b"\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N"
+    b"\x00\x00\x00\x00IEND\xaeB`\x82"
+)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        "正常的文字".encode() + b"\x00\x00\x00" + b"more",
+        PNG,
+        bytes(range(1, 9)) * 50,  # control characters, no NUL
+    ],
+    ids=["nul-bytes", "png", "control-chars"],
+)
+def test_binary_file(tmp_path: Path, data: bytes) -> None:
+    assert load_error(tmp_path, "bin.txt", data) == "binary file (not text)"
+
+
+def test_undecodable_bytes(tmp_path: Path) -> None:
+    data = b"\x80\xff" * 20 + b" abc"
+    message = load_error(tmp_path, "bad.txt", data)
+    assert message == "undecodable text (tried utf-8, gb18030, big5)"
+
+
+def test_oversize_file(tmp_path: Path) -> None:
+    message = load_error(tmp_path, "big.txt", b"a" * 100, max_bytes=10)
+    assert message == "file too large (100 bytes > 10 bytes limit)"
+
+
+def test_oversize_message_in_megabytes(tmp_path: Path) -> None:
+    data = b"x" * (1024 * 1024 + 512 * 1024)
+    message = load_error(tmp_path, "big.md", data, max_bytes=1024 * 1024)
+    assert message == "file too large (1.5 MB > 1 MB limit)"
+
+
+def test_file_at_limit_loads(tmp_path: Path) -> None:
+    data = LONG_SIMPLIFIED.encode("utf-8")
+    assert load(tmp_path, "ok.txt", data, max_bytes=len(data)).text == LONG_SIMPLIFIED
+
+
+@pytest.mark.parametrize("name", ["data.xyz", "old.doc", "noext"])
+def test_unsupported_suffix(tmp_path: Path, name: str) -> None:
+    suffix = Path(name).suffix or "(no suffix)"
+    assert load_error(tmp_path, name, b"some content") == f"unsupported file type {suffix}"
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(LoadError, match=r"^cannot read file"):
+        load_document(tmp_path / "missing.txt", tmp_path)
+
+
+def test_path_outside_root_is_a_caller_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "a/doc.txt", LONG_SIMPLIFIED.encode("utf-8"))
+    with pytest.raises(ValueError):
+        load_document(path, tmp_path / "b")
+
+
+def test_supported_suffixes() -> None:
+    assert SUPPORTED_SUFFIXES == {".txt", ".md", ".docx", ".pdf", ".html", ".htm"}
+
+
+# --------------------------------------------------------------------------- guess_title
+
+
+def test_guess_title_skips_noise_lines() -> None:
+    text = "\n- 相關推薦\n格式:docx\n大小:184.00 KB\nID:21082182\n第一\n  真正的标题在这里  \n正文"
+    assert guess_title(text, "fallback") == "真正的标题在这里"
+
+
+def test_guess_title_cuts_to_60_chars() -> None:
+    line = "长" * 100
+    assert guess_title(line, "x") == "长" * 60
+
+
+def test_guess_title_fallback() -> None:
+    assert guess_title("\n\n- 项目\n相关推荐\n短\n", "file-stem") == "file-stem"
