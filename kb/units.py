@@ -8,13 +8,30 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ingest.chunk import HEADING_STYLES, ITEM, SENTENCE_END, classify, ChunkSettings
+from ingest.chunk import HEADING_STYLES, ITEM, SENTENCE_END, ChunkSettings, classify
 from ingest.models import Chunk
 
 _SENT = re.compile(rf"[^{SENTENCE_END}]*[{SENTENCE_END}]+[”’\"」』)）》】]*|[^{SENTENCE_END}]+")
 _INLINE_ITEM = re.compile(r"(?<=[:：;；。])\s*(?=\d{1,2}\s*[.、．)）](?!\d))")
 MAX_UNIT = 160
 _SETTINGS = ChunkSettings()
+_NUMBER = re.compile(r"^[（(]?\s*(\d{1,3}|[一二三四五六七八九十]{1,3})")
+_CN = {c: i for i, c in enumerate("一二三四五六七八九十", start=1)}
+
+
+def item_number(text: str) -> int | None:
+    """The number a list item starts with ("3、" -> 3, "(二)" -> 2), if any."""
+    m = _NUMBER.match(text)
+    if not m:
+        return None
+    raw = m.group(1)
+    if raw.isdigit():
+        return int(raw)
+    if len(raw) == 1:
+        return _CN.get(raw)
+    if raw.startswith("十"):
+        return 10 + _CN.get(raw[1], 0)
+    return _CN.get(raw[0], 0) * 10 + (_CN.get(raw[-1], 0) if raw[-1] != "十" else 0)
 
 
 @dataclass(frozen=True)
@@ -39,6 +56,7 @@ def split_units(chunk: Chunk, row: int, first_list_id: int = 0) -> list[Unit]:
     units: list[Unit] = []
     list_id = first_list_id - 1
     in_list = False
+    last_number: int | None = None
     pos = 0
     for line in chunk.text.split("\n"):
         ls = pos
@@ -53,9 +71,12 @@ def split_units(chunk: Chunk, row: int, first_list_id: int = 0) -> list[Unit]:
             in_list = False
             continue
         is_item = kind == "item"
-        if is_item and not in_list:
+        number = item_number(text) if is_item else None
+        restarted = number is not None and last_number is not None and number <= last_number
+        if is_item and (not in_list or restarted):
             list_id += 1
         in_list = is_item
+        last_number = number if is_item else None
         # a line may carry an inline list ("解决方案:1.xx;2.yy;3.zz") or several sentences
         pieces = []
         cuts = [0] + [m.start() for m in _INLINE_ITEM.finditer(text)] + [len(text)]

@@ -1,0 +1,156 @@
+"""The HTTP API: a thin adapter over ``KnowledgeService`` and ``FeedbackStore``.
+
+Every error is JSON ``{"detail": "<message>"}`` with a 4xx status for bad input and a 500
+without a traceback for anything unexpected."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, FastAPI, Header, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.feedback import FeedbackStore
+from kb.service import BadQuestion, KnowledgeService, UnknownDocument
+
+log = logging.getLogger(__name__)
+
+MAX_HISTORY_TURNS = 50
+MAX_K = 50
+MAX_COMMENT_CHARS = 2000
+MAX_ANSWER_CHARS = 50_000
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AskRequest(Strict):
+    question: StrictStr = Field(description="the question; 1 to max_question_chars characters")
+    history: list[dict[str, Any]] | None = Field(
+        default=None,
+        max_length=MAX_HISTORY_TURNS,
+        description='previous turns, as {"question","answer","citations"} pairs or '
+        '{"role","content"} messages; used to resolve follow-up questions',
+    )
+
+
+class FeedbackRequest(Strict):
+    question: StrictStr = Field(min_length=1, max_length=10_000)
+    answer: StrictStr = Field(max_length=MAX_ANSWER_CHARS)
+    citations: list[dict[str, Any]] | None = Field(default=None, max_length=100)
+    rating: Literal["up", "down"]
+    comment: StrictStr = Field(default="", max_length=MAX_COMMENT_CHARS)
+
+
+class FeedbackCreated(BaseModel):
+    id: int
+
+
+class DocumentOut(BaseModel):
+    source: str
+    title: str
+    kind: str
+    text: str
+
+
+def make_router(service: KnowledgeService, feedback: FeedbackStore) -> APIRouter:
+    router = APIRouter(prefix="/api", tags=["api"])
+    admin_token = service.config.app.admin_token
+
+    @router.post("/ask", summary="Answer a question with exact-quote citations")
+    def ask(req: AskRequest) -> dict:
+        return service.ask(req.question, history=req.history).to_dict()
+
+    @router.get("/search", summary="Hybrid search: the best passages for a query")
+    def search(
+        q: Annotated[str, Query(description="the query")],
+        k: Annotated[int, Query(ge=1, le=MAX_K, description="number of hits")] = 5,
+        mode: Annotated[Literal["hybrid", "bm25", "dense"], Query()] = "hybrid",
+    ) -> list[dict]:
+        return [h.to_dict() for h in service.search(q, k=k, mode=mode)]
+
+    @router.get("/documents", summary="The documents in the knowledge base")
+    def documents() -> list[dict]:
+        return service.documents()
+
+    @router.get("/documents/{source:path}", summary="One document's full text")
+    def document(source: str) -> DocumentOut:
+        d = service.document(source)
+        return DocumentOut(source=d.source, title=d.title, kind=d.kind, text=d.text)
+
+    @router.post("/feedback", summary="Rate an answer (up/down) with an optional comment")
+    def add_feedback(req: FeedbackRequest) -> FeedbackCreated:
+        fid = feedback.add(
+            req.question, req.answer, req.rating, citations=req.citations,
+            comment=req.comment, channel="api",
+        )
+        return FeedbackCreated(id=fid)
+
+    @router.get("/feedback", summary="Recent feedback (needs the admin token)")
+    def list_feedback(
+        authorization: Annotated[str | None, Header()] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    ) -> list[dict]:
+        if not admin_token:
+            raise HTTPException(403, "reading feedback is disabled: set KB_ADMIN_TOKEN")
+        given = (authorization or "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), admin_token.encode()):
+            raise HTTPException(401, "missing or wrong admin token (Authorization: Bearer ...)")
+        return feedback.recent(limit)
+
+    @router.get("/health", summary="Index and model status")
+    def health() -> dict:
+        return service.health()
+
+    return router
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[int, str]:
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return 400, "request body is not valid JSON"
+    parts = []
+    for e in errors[:5]:
+        loc = [str(x) for x in e.get("loc", ()) if x not in ("body", "query", "path", "header")]
+        where = ".".join(loc)
+        if e.get("type") == "model_attributes_type" or (not loc and e.get("type") == "dict_type"):
+            msg = "request body must be a JSON object"
+        else:
+            msg = e.get("msg", "invalid value")
+        parts.append(f"{where}: {msg}" if where else msg)
+    return 422, "; ".join(parts) or "invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """JSON ``{"detail": message}`` for every error; never a traceback."""
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        status, message = _validation_message(exc)
+        return JSONResponse({"detail": message}, status_code=status)
+
+    @app.exception_handler(BadQuestion)
+    async def _bad_question(request: Request, exc: BadQuestion) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(UnknownDocument)
+    async def _unknown_document(request: Request, exc: UnknownDocument) -> JSONResponse:
+        source = exc.args[0] if exc.args else ""
+        return JSONResponse({"detail": f"unknown document: {source}"}, status_code=404)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail, ensure_ascii=False)
+        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return JSONResponse({"detail": "internal error; see the server log"}, status_code=500)

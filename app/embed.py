@@ -1,0 +1,60 @@
+"""``/embed``: a minimal chat for an ``<iframe>``, plain HTML/JS/CSS from ``app/static/`` that
+calls ``/api/ask`` and ``/api/documents``. ``/embed?q=...`` sends that question on load.
+
+Who may frame it is ``config.app.embed_origins`` (``Content-Security-Policy:
+frame-ancestors``); the page itself may only load from and talk to this server."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse
+
+from kb.config import Config
+
+TEMPLATE = Path(__file__).resolve().parent / "static" / "embed.html"
+
+
+def embed_csp(frame_ancestors: list[str]) -> str:
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+        f"frame-ancestors {' '.join(frame_ancestors)}"
+    )
+
+
+def _json_for_html(data: dict) -> str:
+    """JSON safe inside ``<script type="application/json">``: no ``<``, ``>`` or ``&``."""
+    s = json.dumps(data, ensure_ascii=False)
+    return s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def make_embed_router(config: Config, static_prefix: str, frame_ancestors: list[str]) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+    settings = {
+        "title": config.app.title,
+        "welcome": config.app.welcome,
+        "starters": list(config.app.starters),
+        "maxQuestionChars": config.answer.max_question_chars,
+    }
+    headers = {
+        "Content-Security-Policy": embed_csp(frame_ancestors),
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "same-origin",
+        "Cache-Control": "no-cache",
+    }
+
+    @router.get("/embed", response_class=HTMLResponse)
+    def embed() -> HTMLResponse:
+        page = (
+            TEMPLATE.read_text(encoding="utf-8")
+            .replace("{{title}}", html.escape(config.app.title))
+            .replace("{{static}}", static_prefix)
+            .replace("{{config}}", _json_for_html(settings))
+        )
+        return HTMLResponse(page, headers=headers)
+
+    return router

@@ -1,0 +1,138 @@
+"""Answer objects as safe HTML/Markdown for the chat page and the document viewer.
+
+Every piece of document text goes through ``html.escape`` here: a document containing
+``<script>`` shows those characters, never runs them. Pure functions, no Gradio."""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from urllib.parse import quote, urlencode
+
+CONTEXT_CHARS = 120
+_REF = re.compile(r"\[(\d{1,3})\]")
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A cited span with the text around it: ``before + span + after`` is a slice of the
+    document; ``clipped_*`` say whether the document goes on beyond it."""
+
+    before: str
+    span: str
+    after: str
+    clipped_before: bool
+    clipped_after: bool
+
+
+def passage(text: str, start: int, end: int, radius: int = CONTEXT_CHARS) -> Passage:
+    """The span ``text[start:end]`` with up to ``radius`` characters each side, widened to
+    the nearest line break when one is close, so the context reads as whole lines."""
+    start = max(0, min(start, len(text)))
+    end = max(start, min(end, len(text)))
+    lo = max(0, start - radius)
+    hi = min(len(text), end + radius)
+    nl = text.rfind("\n", lo, start)
+    if nl != -1 and start - nl < radius:  # start the context at a line start when one is near
+        lo = nl + 1
+    nl = text.find("\n", end, hi)
+    if nl != -1 and nl - end < radius:
+        hi = nl
+    return Passage(text[lo:start], text[start:end], text[end:hi], lo > 0, hi < len(text))
+
+
+def _lines(s: str) -> str:
+    """Escape, then turn line breaks into <br> so the HTML stays one Markdown block."""
+    return html.escape(s).replace("\r\n", "\n").replace("\n", "<br>")
+
+
+def passage_html(text: str, start: int, end: int, radius: int = CONTEXT_CHARS) -> str:
+    p = passage(text, start, end, radius)
+    return (
+        ("…" if p.clipped_before else "")
+        + _lines(p.before)
+        + f'<mark class="kb-hl">{_lines(p.span)}</mark>'
+        + _lines(p.after)
+        + ("…" if p.clipped_after else "")
+    )
+
+
+def escape_markdown_html(md: str) -> str:
+    """Markdown whose raw HTML is shown as text: ``<`` and ``&`` are escaped, Markdown syntax
+    (lists, emphasis, ``>`` quotes at line start) is kept."""
+    out = []
+    for line in md.split("\n"):
+        m = re.match(r"^(\s*(?:>\s*)*)(.*)$", line)
+        lead, rest = m.group(1), m.group(2)
+        out.append(lead + html.escape(rest, quote=False))
+    return "\n".join(out)
+
+
+def answer_markdown(answer: dict) -> str:
+    """The answer's Markdown, escaped, with its [n] markers styled as citation chips."""
+    md = escape_markdown_html(answer.get("answer", ""))
+    return _REF.sub(r'<span class="kb-ref">[\1]</span>', md)
+
+
+def viewer_url(source: str, start: int, end: int) -> str:
+    return f"/view/{quote(source)}?{urlencode({'start': start, 'end': end})}#kb-hit"
+
+
+def citation_html(c: dict, doc_text: str | None, open_: bool = False) -> str:
+    """One citation: number, title and section path; opening it shows the passage with the
+    cited span highlighted in its surrounding text and where it sits in the document."""
+    title = html.escape(c.get("title") or c["source"])
+    section = html.escape(c.get("section") or "")
+    if doc_text is not None and doc_text[c["start"]:c["end"]] == c["quote"]:
+        body = passage_html(doc_text, c["start"], c["end"])
+        pct = round(100 * c["start"] / max(1, len(doc_text)))
+        where = f"第 {c['start'] + 1:,}–{c['end']:,} 字，共 {len(doc_text):,} 字（约 {pct}% 处）"
+    else:  # the document is gone from the index: show the quote alone
+        body = f'<mark class="kb-hl">{_lines(c["quote"])}</mark>'
+        where = ""
+    link = (
+        f'<a class="kb-open" href="{html.escape(viewer_url(c["source"], c["start"], c["end"]))}"'
+        f' target="_blank" rel="noopener">在全文中查看 ↗</a>'
+        if doc_text is not None else ""
+    )
+    return (
+        f'<details class="kb-cite"{" open" if open_ else ""}>'
+        f'<summary><span class="kb-n">{int(c["n"])}</span>'
+        f'<span class="kb-doc">{title}</span>'
+        + (f'<span class="kb-sec">{section}</span>' if section else "")
+        + "</summary>"
+        f'<div class="kb-passage">{body}</div>'
+        f'<div class="kb-where"><span class="kb-src">{html.escape(c["source"])}</span>'
+        + (f"<span>{where}</span>" if where else "")
+        + link
+        + "</div></details>"
+    )
+
+
+def sources_html(citations: list[dict], documents: dict[str, str | None]) -> str:
+    """All citations of one answer, as one line of HTML (a single Markdown HTML block)."""
+    if not citations:
+        return ""
+    items = "".join(citation_html(c, documents.get(c["source"])) for c in citations)
+    return f'<div class="kb-sources"><div class="kb-sources-title">出处</div>{items}</div>'
+
+
+def message_markdown(answer: dict, documents: dict[str, str | None]) -> str:
+    """The whole assistant message: the answer, then its sources."""
+    parts = [answer_markdown(answer)]
+    src = sources_html(answer.get("citations") or [], documents)
+    if src:
+        parts.append(src)
+    return "\n\n".join(parts)
+
+
+def document_html(text: str, start: int | None = None, end: int | None = None) -> str:
+    """A whole document, escaped, with ``[start:end]`` highlighted (id ``kb-hit``)."""
+    if start is None or end is None or not (0 <= start <= end <= len(text)):
+        return html.escape(text)
+    return (
+        html.escape(text[:start])
+        + f'<mark id="kb-hit" class="kb-hl">{html.escape(text[start:end])}</mark>'
+        + html.escape(text[end:])
+    )

@@ -1,0 +1,78 @@
+"""One process: the HTTP API, the embeddable page, the document viewer and the Gradio chat
+(mounted at ``/``), all over one ``KnowledgeService`` loaded once."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import gradio as gr
+import uvicorn
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
+
+from app.api import install_error_handlers, make_router
+from app.chat import build_chat
+from app.chat_layout import CHAT_CSS, chat_theme
+from app.embed import make_embed_router
+from app.feedback import FeedbackStore, feedback_path
+from app.viewer import make_viewer_router
+from kb.config import Config
+from kb.service import KnowledgeService
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+STATIC_PREFIX = "/kb-static"
+
+
+def _check_origins(name: str, origins: tuple[str, ...]) -> list[str]:
+    """Origins go into response headers: refuse anything that could smuggle extra directives."""
+    out = []
+    for o in origins:
+        if not isinstance(o, str) or not o or any(ch in o for ch in " \t\r\n;,"):
+            raise ValueError(f"app.{name}: {o!r} is not a single origin (e.g. https://intranet.example.com)")
+        out.append(o)
+    return out
+
+
+def create_app(config: Config, service: KnowledgeService | None = None) -> FastAPI:
+    """The whole web application. ``service`` is loaded from ``config`` when not given."""
+    embed_origins = _check_origins("embed_origins", tuple(config.app.embed_origins)) or ["'none'"]
+    cors_origins = _check_origins("cors_origins", tuple(config.app.cors_origins))
+    service = service or KnowledgeService(config)
+    feedback = FeedbackStore(feedback_path(config.data_dir))
+
+    app = FastAPI(
+        title=config.app.title,
+        summary="Cited answers over the knowledge base: ask, search, documents, feedback.",
+        version="1",
+    )
+    app.state.service = service
+    app.state.feedback = feedback
+    install_error_handlers(app)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=cors_origins,
+        allow_methods=["GET", "POST"],
+        allow_headers=["Content-Type"],
+        max_age=600,
+    )
+    app.include_router(make_router(service, feedback))
+    app.include_router(make_embed_router(config, STATIC_PREFIX, embed_origins))
+    app.include_router(make_viewer_router(service, STATIC_PREFIX))
+    app.mount(STATIC_PREFIX, StaticFiles(directory=STATIC_DIR), name="kb-static")
+
+    blocks = build_chat(service, feedback)
+    return gr.mount_gradio_app(
+        app, blocks, path="/", theme=chat_theme(), css=CHAT_CSS,
+        footer_links=["api"], ssr_mode=False,
+    )
+
+
+def serve(config: Config, host: str = "127.0.0.1", port: int = 7860) -> None:
+    """Load the service, then serve until interrupted."""
+    app = create_app(config)
+    print(f"serving {config.app.title} on http://{host}:{port}/  (API docs: /docs, embed: /embed)")
+    uvicorn.run(app, host=host, port=port, log_level="info")

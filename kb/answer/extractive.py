@@ -1,0 +1,397 @@
+"""The default answerer: extractive, so it cannot invent.
+
+It retrieves passages, scores their sentences and list items (units, embedded at index time)
+against the question with the embedder and term overlap, picks what the question's shape asks
+for (a whole list, causes, practices, both sides of a contrast), and composes a lead sentence
+plus cited points. Every point is a span of an original document; every citation's quote is
+that document's text sliced ``[start:end]``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ingest.normalize import in_script, normalize, script_of
+from kb.answer.base import NOT_COVERED, Answer, Citation
+from kb.config import AnswerSettings
+from kb.units import item_number, strip_marker
+
+if TYPE_CHECKING:
+    from kb.service import KnowledgeService
+
+SHAPES = ("list", "why", "how", "difference", "definition", "fact")
+_SHAPE_PATTERNS = (
+    ("difference", re.compile(r"区别|不同|差异|差别|异同|分别是|有何不同|\bvs\b|相比")),
+    ("why", re.compile(r"为什么|为啥|为何|原因|怎么会|缘故|根源|因素")),
+    ("how", re.compile(r"怎么办|如何|怎样|怎么|咋|办法|措施|对策|方法|建议|解决|做好|改善|避免")),
+    ("list", re.compile(r"哪些|哪几|有什么|什么(资料|内容|工作|任务|措施|方法|要求|信息|作用)|职责|职能|任务|内容|包括|几个|几点|几方面|几类|列举|要点|表现")),
+    ("definition", re.compile(r"什么是|是什么|指什么|含义|定义|意思")),
+)
+_SPLIT_SIDES = re.compile(r"(.{2,12}?)(?:和|与|跟|同|及|对比|vs|VS)(.{2,12}?)(?:的|之间|有|在|相比|比较|区别|不同|差异|差别|哪|$)")
+_POINT_MAX = 90
+MAX_CITATION_CHARS = 260
+
+
+def question_shape(question: str) -> str:
+    q = normalize(question)
+    for shape, pattern in _SHAPE_PATTERNS:
+        if pattern.search(q):
+            return shape
+    return "fact"
+
+
+def contrast_sides(question: str) -> tuple[str, str] | None:
+    """The two things a 区别 question contrasts, e.g. ("市场部", "销售部")."""
+    q = re.sub(r"^(请问|请|说说|讲讲)", "", normalize(question))
+    m = _SPLIT_SIDES.search(q)
+    if not m:
+        return None
+    a, b = m.group(1).strip(" ,"), m.group(2).strip(" ,")
+    return (a, b) if a and b and a != b else None
+
+
+def shorten(text: str, limit: int = _POINT_MAX) -> str:
+    """A point's display text: the unit without its list marker, cut at a sentence or clause end
+    when long. Always a prefix of the original text (plus an ellipsis), never a rewrite."""
+    text = strip_marker(text).strip()
+    if len(text) <= limit:
+        return text
+    for marks in ("。！？；;!?", "，,：:、"):
+        cut = max((text.rfind(m, 0, limit) for m in marks), default=-1)
+        if cut >= 20:
+            return text[: cut + 1].rstrip("，,：:、") + "…"
+    return text[:limit] + "…"
+
+
+@dataclass
+class _Scored:
+    unit: int
+    score: float
+
+
+class ExtractiveAnswerer:
+    id = "extractive"
+
+    def __init__(self, service: KnowledgeService, settings: AnswerSettings):
+        self.svc = service
+        self.settings = settings
+        idx = service.index
+        # document frequencies from the BM25 matrix, for weighting query-term coverage
+        self._df = {}
+        scores = idx.bm25.scores
+        indptr = scores.get("indptr") if isinstance(scores, dict) else None
+        if indptr is not None:
+            for token, tid in idx.bm25.vocab_dict.items():
+                if tid + 1 < len(indptr):
+                    self._df[token] = int(indptr[tid + 1] - indptr[tid])
+        self._n_docs = max(len(idx.chunks), 1)
+        self._suggestions: list[str] | None = None
+        self._suggestion_vectors: np.ndarray | None = None
+
+    # -- evidence ------------------------------------------------------------------------------
+    def _idf(self, token: str) -> float:
+        df = self._df.get(token, 0)
+        return float(np.log((self._n_docs + 1) / (df + 0.5)))
+
+    def coverage(self, tokens: list[str], rows: list[int]) -> float:
+        """IDF-weighted share of the question's terms found in the given chunks."""
+        if not tokens:
+            return 0.0
+        text = normalize(" ".join(self.svc.index.chunks[r].section + self.svc.index.chunks[r].text for r in rows))
+        total = sum(self._idf(t) for t in tokens)
+        found = sum(self._idf(t) for t in tokens if t in text)
+        return found / total if total else 0.0
+
+    def confidence(self, best_unit_cos: float, best_chunk_cos: float, coverage: float) -> float:
+        """One number for "is this in the knowledge base": dense similarity of the best passage
+        and sentence, corrected by how much of the question's vocabulary the passages contain."""
+        return 0.5 * best_unit_cos + 0.5 * best_chunk_cos + 0.1 * (coverage - 0.5)
+
+    # -- answering -----------------------------------------------------------------------------
+    def answer(self, question: str, resolved: str) -> Answer:
+        t0 = time.perf_counter()
+        svc = self.svc
+        idx = svc.index
+        retrieval = svc.retriever.retrieve(resolved, k=self.settings.passages)
+        t1 = time.perf_counter()
+        rows = retrieval.rows
+        qvec = retrieval.vector
+        tokens = svc.segmenter.tokens(retrieval.query.lexical)
+        script = script_of(question)
+
+        unit_ids = [u for r in rows for u in idx.units_of_chunk.get(r, [])]
+        if qvec is not None and unit_ids:
+            cos = idx.unit_vectors[unit_ids] @ qvec
+        else:
+            cos = np.zeros(len(unit_ids), np.float32)
+        unit_cos = dict(zip(unit_ids, (float(c) for c in cos), strict=True))
+        best_unit = max(unit_cos.values(), default=0.0)
+        best_chunk = max((h.dense_score for h in retrieval.hits), default=0.0)
+        cov = self.coverage(tokens, rows[:3])
+        conf = self.confidence(best_unit, best_chunk, cov)
+
+        if not rows or conf < self.settings.min_confidence:
+            return self._refuse(question, resolved, script, conf, qvec, t0, t1)
+
+        rank_of = {r: i for i, r in enumerate(rows)}
+        scored = {
+            u: unit_cos[u] + 0.15 * self._overlap(tokens, idx.unit_text(u))
+            - 0.01 * rank_of[idx.units[u].chunk]
+            for u in unit_ids
+            if idx.units[u].kind in ("item", "sentence")
+        }
+        shape = question_shape(resolved)
+        chosen: list[int]
+        lead_topic = ""
+        if shape in ("list", "why", "how"):
+            chosen, lead_topic = self._pick_list(scored, rows, unit_cos)
+            if not chosen:
+                chosen = self._pick_sentences(scored, self.settings.max_points - 1)
+        elif shape == "difference":
+            chosen = self._pick_contrast(scored, resolved)
+        else:
+            chosen = self._pick_sentences(scored, 3)
+        if not chosen:
+            return self._refuse(question, resolved, script, conf, qvec, t0, t1)
+
+        answer_md, citations = self._compose(chosen, shape, lead_topic, script, scored)
+        t2 = time.perf_counter()
+        return Answer(
+            question=question, answered=True, answer=answer_md, citations=citations,
+            source_kind="documents", related=[],
+            timings_ms={"retrieve": round((t1 - t0) * 1000, 2), "compose": round((t2 - t1) * 1000, 2)},
+            resolved_question=resolved, confidence=round(conf, 4),
+        )
+
+    @staticmethod
+    def _overlap(tokens: list[str], text: str) -> float:
+        if not tokens:
+            return 0.0
+        t = normalize(text)
+        return sum(1 for tok in tokens if tok in t) / len(tokens)
+
+    def _pick_sentences(self, scored: dict[int, float], n: int) -> list[int]:
+        """Top units by score, diverse (maximal marginal relevance over unit vectors)."""
+        if not scored:
+            return []
+        idx = self.svc.index
+        order = sorted(scored, key=lambda u: -scored[u])
+        best = scored[order[0]]
+        chosen: list[int] = []
+        for u in order:
+            if len(chosen) >= n or scored[u] < best - 0.06:
+                break
+            v = idx.unit_vectors[u]
+            if any(float(v @ idx.unit_vectors[c]) > 0.95 for c in chosen):
+                continue
+            if len(idx.unit_text(u)) < 8:
+                continue
+            chosen.append(u)
+        return chosen
+
+    def _list_units(self, list_id: int, row: int) -> list[int]:
+        """All items of a list in text order, following it into the next chunk of the same
+        section when the chunker had to split it."""
+        idx = self.svc.index
+        items = [u for u in idx.units_of_chunk.get(row, []) if idx.units[u].list_id == list_id]
+        nxt = row + 1
+        while nxt < len(idx.chunks):
+            a, b = idx.chunks[row], idx.chunks[nxt]
+            if b.source != a.source or b.section != a.section:
+                break
+            units = [u for u in idx.units_of_chunk.get(nxt, []) if idx.units[u].kind != "heading"]
+            lead_items = []
+            last = item_number(idx.unit_text(items[-1])) if items else None
+            for u in units:
+                if idx.units[u].kind != "item" or idx.units[u].list_id < 0:
+                    break
+                number = item_number(idx.unit_text(u))
+                if number is not None and last is not None and number != last + 1:
+                    break
+                lead_items.append(u)
+                last = number
+            if not lead_items or len(items) + len(lead_items) > 14:
+                break
+            items.extend(lead_items)
+            if len(lead_items) < len(units):
+                break
+            row = nxt
+            nxt += 1
+        return items
+
+    def _pick_list(self, scored: dict[int, float], rows: list[int], unit_cos: dict[int, float]) -> tuple[list[int], str]:
+        """The list (numbered items under one heading) that best answers the question: its
+        heading or lead line should match the question, and its items should too."""
+        idx = self.svc.index
+        lists: dict[tuple[int, int], list[int]] = {}
+        for u in scored:
+            unit = idx.units[u]
+            if unit.list_id >= 0 and unit.kind == "item":
+                lists.setdefault((unit.chunk, unit.list_id), []).append(u)
+        best_key, best_score, best_topic = None, -1.0, 0.0
+        top_raw = max(unit_cos.values(), default=0.0)
+        for (row, lid), members in lists.items():
+            if len(members) < 2:
+                continue
+            vals = sorted((unit_cos[u] for u in members), reverse=True)
+            first = min(members, key=lambda u: idx.units[u].start)
+            # headings, leads and intro sentences above the list in its chunk
+            above = [
+                u for u in idx.units_of_chunk.get(row, [])
+                if idx.units[u].end <= idx.units[first].start and idx.units[u].list_id < 0
+            ][-3:]
+            topic = max((unit_cos.get(u, 0.0) for u in above), default=0.0)
+            s = 0.5 * max(topic, vals[0]) + 0.5 * float(np.mean(vals[:3])) - 0.01 * rows.index(row)
+            if s > best_score:
+                best_key, best_score, best_topic = (row, lid), s, topic
+        if best_key is None or (best_topic < top_raw - 0.015 and best_score < top_raw - 0.04):
+            return [], ""
+        row, lid = best_key
+        items = self._list_units(lid, row)
+        return items[:14], self._list_topic(row, items[0])
+
+    def _topic_unit(self, row: int, first_item: int) -> int | None:
+        """The lead line or heading unit right above a list in its chunk."""
+        idx = self.svc.index
+        before = [u for u in idx.units_of_chunk.get(row, []) if idx.units[u].end <= idx.units[first_item].start]
+        for u in reversed(before):
+            if idx.units[u].kind in ("lead", "heading"):
+                return u
+            if idx.units[u].kind == "sentence" and idx.units[u].list_id < 0:
+                return u  # a sentence introducing the list ("其具体职责是:")
+        return None
+
+    def _list_topic(self, row: int, first_item: int) -> str:
+        """The lead line or heading right above a list, as a topic for the lead sentence."""
+        idx = self.svc.index
+        above = [
+            u for u in idx.units_of_chunk.get(row, [])
+            if idx.units[u].end <= idx.units[first_item].start and idx.units[u].kind in ("lead", "heading")
+            and len(idx.unit_text(u)) <= 30
+        ]
+        if above:
+            # the shortest heading above the list names it best ("(一)市场部经理的职责")
+            u = min(above[-2:], key=lambda u: len(idx.unit_text(u)))
+            return strip_marker(idx.unit_text(u)).rstrip(":： ")
+        section = idx.chunks[row].section.split(" > ")[-1] if idx.chunks[row].section else ""
+        return strip_marker(section).rstrip(":： ")
+
+    def _pick_contrast(self, scored: dict[int, float], question: str) -> list[int]:
+        """Contrasting points from both sides of a 区别 question."""
+        sides = contrast_sides(question)
+        base = self._pick_sentences(scored, 3)
+        if not sides:
+            return base
+        idx = self.svc.index
+        chosen = list(base)
+        for side in sides:
+            if any(side in normalize(idx.unit_text(u)) for u in chosen):
+                continue
+            mentioning = [u for u in scored if side in normalize(idx.unit_text(u)) and u not in chosen]
+            if mentioning:
+                chosen.append(max(mentioning, key=lambda u: scored[u]))
+        return chosen[: self.settings.max_points]
+
+    # -- composing -----------------------------------------------------------------------------
+    def _compose(self, chosen: list[int], shape: str, topic: str, script: str,
+                 scored: dict[int, float]) -> tuple[str, list[Citation]]:
+        idx = self.svc.index
+        # points in document order within each source, sources by first appearance
+        first_seen: dict[str, int] = {}
+        for i, u in enumerate(chosen):
+            first_seen.setdefault(idx.chunks[idx.units[u].chunk].source, i)
+        ordered = sorted(
+            chosen, key=lambda u: (first_seen[idx.chunks[idx.units[u].chunk].source], idx.units[u].start)
+        )
+        # merge consecutive units of one document into one citation span
+        groups: list[list[int]] = []
+        for u in ordered:
+            unit = idx.units[u]
+            src = idx.chunks[unit.chunk].source
+            if groups:
+                last = idx.units[groups[-1][-1]]
+                first = idx.units[groups[-1][0]]
+                text = idx.documents[src].text
+                same = idx.chunks[last.chunk].source == src
+                gap = text[last.end : unit.start] if same and unit.start >= last.end else "x"
+                if same and not gap.strip() and unit.end - first.start <= MAX_CITATION_CHARS:
+                    groups[-1].append(u)
+                    continue
+            groups.append([u])
+        citations: list[Citation] = []
+        cite_of: dict[int, int] = {}
+        for n, group in enumerate(groups, start=1):
+            first, last = idx.units[group[0]], idx.units[group[-1]]
+            chunk = idx.chunks[first.chunk]
+            doc = idx.documents[chunk.source]
+            citations.append(
+                Citation(
+                    n=n, source=chunk.source, title=chunk.title or doc.title, section=chunk.section,
+                    start=first.start, end=last.end, quote=doc.text[first.start : last.end],
+                    score=round(max(scored.get(u, 0.0) for u in group), 4),
+                )
+            )
+            for u in group:
+                cite_of[u] = n
+        points = [f"- {shorten(idx.unit_text(u))} [{cite_of[u]}]" for u in ordered]
+        lead = self._lead(shape, topic, len(ordered), script)
+        return lead + "\n" + "\n".join(points), citations
+
+    @staticmethod
+    def _lead(shape: str, topic: str, n: int, script: str) -> str:
+        topic = normalize(topic).replace(" ", "") if topic else ""
+        if shape in ("list", "why", "how") and topic:
+            lead = f"关于“{topic}”，资料中列出以下{n}点："
+        elif shape == "why":
+            lead = "根据资料，主要原因如下："
+        elif shape == "how":
+            lead = "根据资料，可以从以下几方面着手："
+        elif shape == "difference":
+            lead = "根据资料，两者的区别主要体现在："
+        elif shape == "list":
+            lead = "根据资料，要点如下："
+        else:
+            lead = "根据资料："
+        return in_script(lead, script)
+
+    # -- refusing ------------------------------------------------------------------------------
+    def _refuse(self, question: str, resolved: str, script: str, conf: float,
+                qvec: np.ndarray | None, t0: float, t1: float) -> Answer:
+        related = self.related(qvec, exclude=resolved, n=3)
+        text = NOT_COVERED
+        if related:
+            text += "你可以试试这些问题："
+        return Answer(
+            question=question, answered=False, answer=in_script(text, script), citations=[],
+            source_kind="none", related=[in_script(r, script) for r in related],
+            timings_ms={"retrieve": round((t1 - t0) * 1000, 2), "compose": round((time.perf_counter() - t1) * 1000, 2)},
+            resolved_question=resolved, confidence=round(conf, 4),
+        )
+
+    def suggestions(self) -> list[str]:
+        """Questions the knowledge base can answer: the configured starters plus questions made
+        from section headings."""
+        if self._suggestions is None:
+            from kb.answer.suggest import heading_questions
+
+            qs = list(self.svc.config.app.starters) + heading_questions(self.svc.index)
+            self._suggestions = list(dict.fromkeys(qs))
+        return self._suggestions
+
+    def related(self, qvec: np.ndarray | None, exclude: str = "", n: int = 3) -> list[str]:
+        qs = self.suggestions()
+        if not qs:
+            return []
+        if qvec is None:
+            return qs[:n]
+        if self._suggestion_vectors is None:
+            self._suggestion_vectors = self.svc.embedder.embed_queries([normalize(q) for q in qs])
+        sims = self._suggestion_vectors @ qvec
+        order = np.argsort(-sims)
+        ex = normalize(exclude)
+        return [qs[i] for i in order if normalize(qs[i]) != ex][:n]

@@ -1,0 +1,44 @@
+"""Questions the knowledge base can answer, made from its section headings and list leads.
+
+Used for "related questions" when a question is refused, and as FAQ candidates."""
+
+from __future__ import annotations
+
+import re
+
+from ingest.normalize import to_simplified
+from kb.units import strip_marker
+
+_PREFIX = re.compile(r"^第[一二三四五六七八九十\d]+[篇章节部][:：]?")
+_TEMPLATES = (
+    (re.compile(r"(职责|职能|任务|工作内容|资料)$"), "{}有哪些？"),
+    (re.compile(r"(原因|因素)$"), "{}有哪些？"),
+    (re.compile(r"(区别|差异|不同)$"), "{}是什么？"),
+    (re.compile(r"关系$"), "{}是怎样的？"),
+    (re.compile(r"(争吵|冲突|矛盾|分歧)"), "{}的原因是什么？"),
+    (re.compile(r"(协作|配合|协调|合作)"), "如何做好{}？"),
+    (re.compile(r"(阶段|方向|趋势|标准|发展)$"), "{}是什么？"),
+)
+
+
+def question_for(label: str) -> str | None:
+    """A natural question for a heading, or None when the heading does not suggest one."""
+    text = to_simplified(strip_marker(_PREFIX.sub("", label.strip()))).strip(" :：。，,")
+    text = re.sub(r"^(关于|浅谈|谈谈|论)", "", text)
+    if not (4 <= len(text) <= 22) or "…" in text:
+        return None
+    for pattern, template in _TEMPLATES:
+        if pattern.search(text):
+            return template.format(text)
+    return None
+
+
+def heading_questions(index) -> list[str]:
+    """Questions from every section label of the index, in document order, without repeats."""
+    out: list[str] = []
+    for chunk in index.chunks:
+        for label in chunk.section.split(" > ") if chunk.section else []:
+            q = question_for(label)
+            if q and q not in out:
+                out.append(q)
+    return out
