@@ -27,18 +27,20 @@ class Passage:
 
 
 def passage(text: str, start: int, end: int, radius: int = CONTEXT_CHARS) -> Passage:
-    """The span ``text[start:end]`` with up to ``radius`` characters each side, widened to
-    the nearest line break when one is close, so the context reads as whole lines."""
+    """The span ``text[start:end]`` with up to ``radius`` characters each side; where the
+    window holds a line break, it is trimmed to whole lines so the context reads cleanly."""
     start = max(0, min(start, len(text)))
     end = max(start, min(end, len(text)))
     lo = max(0, start - radius)
     hi = min(len(text), end + radius)
-    nl = text.rfind("\n", lo, start)
-    if nl != -1 and start - nl < radius:  # start the context at a line start when one is near
-        lo = nl + 1
-    nl = text.find("\n", end, hi)
-    if nl != -1 and nl - end < radius:
-        hi = nl
+    if lo > 0:
+        nl = text.find("\n", lo, start)
+        if nl != -1:
+            lo = nl + 1
+    if hi < len(text):
+        nl = text.rfind("\n", end, hi)
+        if nl != -1:
+            hi = nl
     return Passage(text[lo:start], text[start:end], text[end:hi], lo > 0, hi < len(text))
 
 

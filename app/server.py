@@ -67,7 +67,7 @@ def create_app(config: Config, service: KnowledgeService | None = None) -> FastA
     blocks = build_chat(service, feedback)
     return gr.mount_gradio_app(
         app, blocks, path="/", theme=chat_theme(), css=CHAT_CSS,
-        footer_links=["api"], ssr_mode=False,
+        footer_links=[], run_history=False, ssr_mode=False,
     )
 
 

@@ -24,7 +24,6 @@ class Retrieval:
     rows: list[int]  # chunk rows of the hits, same order
     query: ProcessedQuery
     vector: np.ndarray | None
-EXPANSION_WEIGHT = 0.3
 
 
 class HybridRetriever:
@@ -56,7 +55,7 @@ class HybridRetriever:
         if q.expansions:
             extra = [t for e in q.expansions for t in self.segmenter.tokens(e) if t not in tokens]
             if extra:
-                scores += EXPANSION_WEIGHT * self.index.bm25.get_scores(extra)
+                scores += self.settings.glossary_weight * self.index.bm25.get_scores(extra)
         k = min(self.settings.candidates, n)
         best = np.argpartition(-scores, k - 1)[:k]
         return {int(i): float(scores[i]) for i in best if scores[i] > 0}

@@ -29,11 +29,11 @@ _SHAPE_PATTERNS = (
     ("difference", re.compile(r"区别|不同|差异|差别|异同|分别是|有何不同|\bvs\b|相比")),
     ("why", re.compile(r"为什么|为啥|为何|原因|怎么会|缘故|根源|因素")),
     ("how", re.compile(r"怎么办|如何|怎样|怎么|咋|办法|措施|对策|方法|建议|解决|做好|改善|避免")),
-    ("list", re.compile(r"哪些|哪几|有什么|什么(资料|内容|工作|任务|措施|方法|要求|信息|作用)|职责|职能|任务|内容|包括|几个|几点|几方面|几类|列举|要点|表现")),
+    ("list", re.compile(r"哪些|哪几|有什么|些啥|干啥|做啥|啥活|啥事|什么(资料|内容|工作|任务|措施|方法|要求|信息|作用)|职责|职能|任务|内容|包括|几个|几点|几方面|几类|列举|要点|表现")),
     ("definition", re.compile(r"什么是|是什么|指什么|含义|定义|意思")),
 )
 _SPLIT_SIDES = re.compile(r"(.{2,12}?)(?:和|与|跟|同|及|对比|vs|VS)(.{2,12}?)(?:的|之间|有|在|相比|比较|区别|不同|差异|差别|哪|$)")
-_POINT_MAX = 90
+_POINT_MAX = 110
 MAX_CITATION_CHARS = 260
 
 
@@ -107,10 +107,13 @@ class ExtractiveAnswerer:
         found = sum(self._idf(t) for t in tokens if t in text)
         return found / total if total else 0.0
 
-    def confidence(self, best_unit_cos: float, best_chunk_cos: float, coverage: float) -> float:
-        """One number for "is this in the knowledge base": dense similarity of the best passage
-        and sentence, corrected by how much of the question's vocabulary the passages contain."""
-        return 0.5 * best_unit_cos + 0.5 * best_chunk_cos + 0.1 * (coverage - 0.5)
+    @staticmethod
+    def confidence(best_chunk_cos: float, coverage_top3: float, coverage_top1: float) -> float:
+        """One number for "is this in the knowledge base": the dense similarity of the best
+        passage plus how much of the question's (IDF-weighted) vocabulary the top passages
+        contain. Weights chosen by a grid search on the dev set's in- and out-of-scope
+        questions; the threshold is ``answer.min_confidence``."""
+        return best_chunk_cos + 0.1 * coverage_top3 + 0.1 * coverage_top1
 
     # -- answering -----------------------------------------------------------------------------
     def answer(self, question: str, resolved: str) -> Answer:
@@ -124,21 +127,27 @@ class ExtractiveAnswerer:
         tokens = svc.segmenter.tokens(retrieval.query.lexical)
         script = script_of(question)
 
-        unit_ids = [u for r in rows for u in idx.units_of_chunk.get(r, [])]
+        # the passages' units, plus the next passage of the top three: a list introduced at the
+        # end of one chunk ("以下是…的控制要点。") continues in the next
+        cand_rows = list(rows)
+        for r in rows[:3]:
+            nxt = r + 1
+            if nxt < len(idx.chunks) and nxt not in cand_rows and idx.chunks[nxt].source == idx.chunks[r].source:
+                cand_rows.append(nxt)
+        unit_ids = [u for r in cand_rows for u in idx.units_of_chunk.get(r, [])]
         if qvec is not None and unit_ids:
             cos = idx.unit_vectors[unit_ids] @ qvec
         else:
             cos = np.zeros(len(unit_ids), np.float32)
         unit_cos = dict(zip(unit_ids, (float(c) for c in cos), strict=True))
-        best_unit = max(unit_cos.values(), default=0.0)
         best_chunk = max((h.dense_score for h in retrieval.hits), default=0.0)
-        cov = self.coverage(tokens, rows[:3])
-        conf = self.confidence(best_unit, best_chunk, cov)
+        conf = self.confidence(best_chunk, self.coverage(tokens, rows[:3]), self.coverage(tokens, rows[:1]))
 
         if not rows or conf < self.settings.min_confidence:
             return self._refuse(question, resolved, script, conf, qvec, t0, t1)
 
-        rank_of = {r: i for i, r in enumerate(rows)}
+        rank_of = {r: i for i, r in enumerate(cand_rows)}
+        self._rows = rows
         scored = {
             u: unit_cos[u] + 0.15 * self._overlap(tokens, idx.unit_text(u))
             - 0.01 * rank_of[idx.units[u].chunk]
@@ -148,14 +157,17 @@ class ExtractiveAnswerer:
         shape = question_shape(resolved)
         chosen: list[int]
         lead_topic = ""
-        if shape in ("list", "why", "how"):
-            chosen, lead_topic = self._pick_list(scored, rows, unit_cos)
+        if shape in ("list", "why", "how", "fact"):
+            # a list whose heading matches the question answers it whole; for a plain fact
+            # question the heading must be the very best match
+            chosen, lead_topic = self._pick_list(scored, cand_rows, unit_cos, strict=shape in ("fact", "why"))
             if not chosen:
-                chosen = self._pick_sentences(scored, self.settings.max_points - 1)
+                n = 3 if shape == "fact" else 4
+                chosen = self._pick_sentences(scored, n, rows)
         elif shape == "difference":
             chosen = self._pick_contrast(scored, resolved)
         else:
-            chosen = self._pick_sentences(scored, 3)
+            chosen = self._pick_sentences(scored, 3, rows)
         if not chosen:
             return self._refuse(question, resolved, script, conf, qvec, t0, t1)
 
@@ -175,23 +187,33 @@ class ExtractiveAnswerer:
         t = normalize(text)
         return sum(1 for tok in tokens if tok in t) / len(tokens)
 
-    def _pick_sentences(self, scored: dict[int, float], n: int) -> list[int]:
-        """Top units by score, diverse (maximal marginal relevance over unit vectors)."""
+    def _pick_sentences(self, scored: dict[int, float], n: int, rows: list[int] | None = None) -> list[int]:
+        """Top units by score, diverse: the best unit of the top passage first, at most two
+        units per passage, no near-copies (unit vectors closer than 0.95)."""
         if not scored:
             return []
         idx = self.svc.index
         order = sorted(scored, key=lambda u: -scored[u])
         best = scored[order[0]]
+        if rows:
+            top_units = [u for u in order if idx.units[u].chunk == rows[0] and len(idx.unit_text(u)) >= 8]
+            if top_units and scored[top_units[0]] >= best - 0.08:
+                order.remove(top_units[0])
+                order.insert(0, top_units[0])
         chosen: list[int] = []
+        per_chunk: dict[int, int] = {}
         for u in order:
-            if len(chosen) >= n or scored[u] < best - 0.06:
+            if len(chosen) >= n:
                 break
+            if chosen and scored[u] < best - 0.06:
+                break
+            if len(idx.unit_text(u)) < 8 or per_chunk.get(idx.units[u].chunk, 0) >= 2:
+                continue
             v = idx.unit_vectors[u]
             if any(float(v @ idx.unit_vectors[c]) > 0.95 for c in chosen):
                 continue
-            if len(idx.unit_text(u)) < 8:
-                continue
             chosen.append(u)
+            per_chunk[idx.units[u].chunk] = per_chunk.get(idx.units[u].chunk, 0) + 1
         return chosen
 
     def _list_units(self, list_id: int, row: int) -> list[int]:
@@ -224,7 +246,8 @@ class ExtractiveAnswerer:
             nxt += 1
         return items
 
-    def _pick_list(self, scored: dict[int, float], rows: list[int], unit_cos: dict[int, float]) -> tuple[list[int], str]:
+    def _pick_list(self, scored: dict[int, float], rows: list[int], unit_cos: dict[int, float],
+                   strict: bool = False) -> tuple[list[int], str]:
         """The list (numbered items under one heading) that best answers the question: its
         heading or lead line should match the question, and its items should too."""
         idx = self.svc.index
@@ -249,7 +272,11 @@ class ExtractiveAnswerer:
             s = 0.5 * max(topic, vals[0]) + 0.5 * float(np.mean(vals[:3])) - 0.01 * rows.index(row)
             if s > best_score:
                 best_key, best_score, best_topic = (row, lid), s, topic
-        if best_key is None or (best_topic < top_raw - 0.015 and best_score < top_raw - 0.04):
+        if best_key is None:
+            return [], ""
+        if strict and best_topic < top_raw - 0.005:
+            return [], ""
+        if best_topic < top_raw - 0.015 and best_score < top_raw - 0.04:
             return [], ""
         row, lid = best_key
         items = self._list_units(lid, row)
@@ -284,7 +311,7 @@ class ExtractiveAnswerer:
     def _pick_contrast(self, scored: dict[int, float], question: str) -> list[int]:
         """Contrasting points from both sides of a 区别 question."""
         sides = contrast_sides(question)
-        base = self._pick_sentences(scored, 3)
+        base = self._pick_sentences(scored, 3, self._rows)
         if not sides:
             return base
         idx = self.svc.index

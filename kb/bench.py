@@ -1,0 +1,570 @@
+"""``kb bench``: speed and scale.
+
+Measured in one run, on this machine, and every timing also given as a ratio to two references
+taken in the same run (so numbers from a busy or a faster machine stay comparable):
+
+* ``embed``: one query embedding with the configured embedder (median of 20 questions);
+* ``bm25s``: one plain ``bm25s`` query (pre-tokenised, top 10) over the same chunks.
+
+Sections: ingest throughput by stage (a cold build of the corpus into a temporary folder, then
+an unchanged re-ingest), index size on disk, peak memory, cold start to first answer (a fresh
+``python -c`` process), search and ask latency p50/p95 over dev-set questions, and the same with
+the 20,000 ``crud20k`` distractor passages added (BM25 over their real jieba tokens, cached in
+``data/cache/bench``; the dense side uses random unit vectors of the embedder's dimension in a
+FAISS index chosen the way ``kb.index`` chooses it, so its latency, not its quality, is real).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ingest.models import Chunk
+from kb.config import Config
+from kb.evaluate import DEV_PATH, QueryCache, fmt, load_dev, md_table, text_table
+
+REF_EMBED = "embed"
+REF_BM25 = "bm25s"
+
+
+# -- small helpers -------------------------------------------------------------------------------
+def percentiles(ms: Sequence[float]) -> dict[str, float | None]:
+    if not ms:
+        return {"p50": None, "p95": None, "mean": None, "n": 0}
+    a = np.asarray(ms, dtype=float)
+    return {"p50": round(float(np.percentile(a, 50)), 3), "p95": round(float(np.percentile(a, 95)), 3),
+            "mean": round(float(a.mean()), 3), "n": len(ms)}
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    out = fn()
+    return 1000 * (time.perf_counter() - t0), out
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (``ru_maxrss``: KiB on Linux)."""
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(kb / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+
+
+def folder_size(path: Path) -> dict[str, int]:
+    """Bytes per top-level entry of an index folder, plus ``total``."""
+    path = Path(path)
+    out: dict[str, int] = {}
+    for p in sorted(path.iterdir()):
+        out[p.name] = sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else p.stat().st_size
+    out["total"] = sum(out.values())
+    return out
+
+
+def _say(progress: bool, msg: str) -> None:
+    if progress:
+        print(msg, file=sys.stderr, flush=True)
+
+
+class Refs:
+    """The reference timings every other timing is divided by."""
+
+    def __init__(self, embed_ms: float, bm25_ms: float, bm25_scale_ms: float | None = None):
+        self.embed_ms = embed_ms
+        self.bm25_ms = bm25_ms
+        self.bm25_scale_ms = bm25_scale_ms
+
+    def ratios(self, ms: float | None, scale: bool = False) -> dict[str, float | None]:
+        bm = self.bm25_scale_ms if scale and self.bm25_scale_ms else self.bm25_ms
+        if ms is None:
+            return {REF_EMBED: None, REF_BM25: None}
+        return {REF_EMBED: round(ms / self.embed_ms, 2) if self.embed_ms else None,
+                REF_BM25: round(ms / bm, 1) if bm else None}
+
+
+# -- references ----------------------------------------------------------------------------------
+def embed_reference(embedder: Any, questions: Sequence[str], n: int = 20) -> dict[str, Any]:
+    qs = list(questions[:n]) or ["市场部和销售部的区别是什么？"]
+    for q in qs[:2]:
+        embedder.embed_queries([q])  # warm-up
+    times = [timed(lambda q=q: embedder.embed_queries([q]))[0] for q in qs]
+    return {"median_ms": round(statistics.median(times), 3), "n": len(times), **percentiles(times)}
+
+
+def bm25s_reference(tokens: Sequence[list[str]], queries: Sequence[list[str]]) -> tuple[Any, dict[str, Any]]:
+    """A plain bm25s index over ``tokens`` and the median time of one top-10 query."""
+    import bm25s
+
+    t0 = time.perf_counter()
+    bm = bm25s.BM25()
+    bm.index([list(t) for t in tokens] or [[""]], show_progress=False)
+    build = time.perf_counter() - t0
+    k = min(10, len(tokens))
+    qs = [q for q in queries if q] or [["市场"]]
+    bm.retrieve([qs[0]], k=k, show_progress=False)
+    times = [timed(lambda q=q: bm.retrieve([q], k=k, show_progress=False))[0] for q in qs]
+    return bm, {"median_ms": round(statistics.median(times), 4), "build_s": round(build, 2),
+                "docs": len(tokens), **percentiles(times)}
+
+
+# -- ingest --------------------------------------------------------------------------------------
+STAGES = ("load", "clean", "chunk", "dedup", "embed", "segment", "index", "write")
+
+
+def ingest_throughput(cfg: Config, embedder: Any, segmenter: Any, progress: bool) -> dict[str, Any]:
+    """A cold build of the corpus into a temporary folder (everything embedded), then an
+    unchanged re-ingest of the same folder (everything reused)."""
+    from ingest.pipeline import ingest_corpus
+    from kb.index import build_index, load_index
+
+    with tempfile.TemporaryDirectory(prefix="kb-bench-ingest-") as tmp:
+        out = Path(tmp) / "index"
+        _say(progress, "ingest: cold build of the corpus (embedding everything) ...")
+        t0 = time.perf_counter()
+        result = ingest_corpus(cfg.corpus_dir, cfg.chunking, max_bytes=cfg.max_file_bytes, progress=False)
+        manifest = build_index(result, embedder, segmenter, out, cfg.chunking.as_dict(),
+                               flat_max=cfg.retrieval.flat_index_max, cache=None, progress=progress)
+        wall = time.perf_counter() - t0
+        b = manifest["build"]
+        stages = {s: float(b.get(s, 0.0)) for s in STAGES if s != "write"}
+        stages["write"] = max(0.0, float(b["total"]) - sum(stages.values()))
+        chars = result.characters
+        docs = len(result.records)
+        size = folder_size(out)
+        _say(progress, "ingest: unchanged re-ingest ...")
+        t1 = time.perf_counter()
+        old = load_index(out, embedder.id, segmenter.fingerprint)
+        again = ingest_corpus(cfg.corpus_dir, cfg.chunking, old.records(),
+                              old.manifest.get("ingest_fingerprint", ""), max_bytes=cfg.max_file_bytes, progress=False)
+        m2 = build_index(again, embedder, segmenter, out, cfg.chunking.as_dict(),
+                         flat_max=cfg.retrieval.flat_index_max, cache=old.cached_vectors(), progress=False)
+        rewall = time.perf_counter() - t1
+    return {
+        "documents": docs, "characters": chars, "chunks": manifest["counts"]["retrievable_chunks"],
+        "units": manifest["counts"]["units"], "embedded_texts": manifest["counts"]["embedded"],
+        "stages_s": {k: round(v, 4) for k, v in stages.items()},
+        "total_s": round(float(b["total"]), 3), "wall_s": round(wall, 3),
+        "chars_per_s": round(chars / b["total"]) if b["total"] else None,
+        "docs_per_s": round(docs / b["total"], 3) if b["total"] else None,
+        "stage_chars_per_s": {k: (round(chars / v) if v > 0 else None) for k, v in stages.items()},
+        "stage_docs_per_s": {k: (round(docs / v, 2) if v > 0 else None) for k, v in stages.items()},
+        "index_bytes": size,
+        "vector_index": manifest["vector_index"],
+        "reingest_unchanged_s": round(rewall, 3),
+        "reingest_embedded": m2["counts"]["embedded"],
+    }
+
+
+# -- cold start ----------------------------------------------------------------------------------
+_CHILD = r"""
+import json, pickle, resource, sys, time
+t0 = time.time()
+from kb.service import KnowledgeService
+t1 = time.time()
+with open(sys.argv[1], "rb") as fh:
+    cfg = pickle.load(fh)
+svc = KnowledgeService(cfg, build_if_missing=False, progress=False)
+t2 = time.time()
+a = svc.ask(sys.argv[2])
+t3 = time.time()
+print(json.dumps({"t0": t0, "import_s": t1 - t0, "load_s": t2 - t1, "first_ask_s": t3 - t2, "done": t3,
+                  "answered": a.answered, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def cold_start(cfg: Config, question: str, runs: int = 2) -> dict[str, Any]:
+    """Wall time from spawning a fresh ``python -c`` until its first answer is ready."""
+    out = []
+    with tempfile.TemporaryDirectory(prefix="kb-bench-cold-") as tmp:
+        cfg_file = Path(tmp) / "config.pickle"
+        cfg_file.write_bytes(pickle.dumps(cfg))
+        for _ in range(runs):
+            t_spawn = time.time()
+            proc = subprocess.run([sys.executable, "-c", _CHILD, str(cfg_file), question],
+                                  capture_output=True, text=True, timeout=600, cwd=str(Path.cwd()))
+            if proc.returncode != 0:
+                raise RuntimeError(f"cold-start process failed: {proc.stderr.strip()[-500:]}")
+            child = json.loads(proc.stdout.strip().splitlines()[-1])
+            out.append({
+                "to_first_answer_s": round(child["done"] - t_spawn, 3),
+                "interpreter_s": round(child["t0"] - t_spawn, 3),
+                "import_s": round(child["import_s"], 3),
+                "load_s": round(child["load_s"], 3),
+                "first_ask_s": round(child["first_ask_s"], 3),
+                "process_wall_s": round(time.time() - t_spawn, 3),
+                "peak_rss_mb": round(child["rss_mb"], 1),
+                "answered": child["answered"],
+            })
+    return {"runs": out, "question": question}
+
+
+# -- latency -------------------------------------------------------------------------------------
+def latency(svc: Any, questions: Sequence[str], qcache: QueryCache, progress: bool) -> dict[str, Any]:
+    """search / ask latency over ``questions`` with the loaded service."""
+    retr = svc.retriever
+    for q in questions[:3]:
+        svc.ask(q)  # warm-up (lazy structures, caches)
+    rows: dict[str, list[float]] = {k: [] for k in (
+        "search", "search_no_embed", "search_bm25", "search_dense_no_embed", "ask", "ask_no_embed")}
+    _say(progress, f"latency: {len(questions)} questions at corpus scale ...")
+    for q in questions:
+        rows["search"].append(timed(lambda q=q: svc.search(q, k=5))[0])
+        rows["ask"].append(timed(lambda q=q: svc.ask(q))[0])
+    qcache.prime([retr.queries.process(q).normalized for q in questions])
+    real = retr.embedder
+    retr.embedder = qcache
+    try:
+        for q in questions:
+            rows["search_no_embed"].append(timed(lambda q=q: retr.search(q, k=5, mode="hybrid"))[0])
+            rows["search_bm25"].append(timed(lambda q=q: retr.search(q, k=5, mode="bm25"))[0])
+            rows["search_dense_no_embed"].append(timed(lambda q=q: retr.search(q, k=5, mode="dense"))[0])
+            rows["ask_no_embed"].append(timed(lambda q=q: svc.ask(q))[0])
+    finally:
+        retr.embedder = real
+    return {k: percentiles(v) for k, v in rows.items()}
+
+
+# -- scale ---------------------------------------------------------------------------------------
+def distractor_tokens(cfg: Config, segmenter: Any, passages: Sequence[Any], progress: bool) -> tuple[list[list[str]], dict]:
+    """jieba tokens of the distractor passages, cached in ``data/cache/bench`` (keyed by the
+    passages and the segmenter's dictionary fingerprint)."""
+    from kb.benchdata import texts_digest
+
+    texts = [p.text for p in passages]
+    path = cfg.data_dir / "cache" / "bench" / f"crud20k-tokens-{segmenter.fingerprint}-{texts_digest(texts)}.npz"
+    info: dict[str, Any] = {"cache": str(path)}
+    if path.exists():
+        t0 = time.perf_counter()
+        z = np.load(path, allow_pickle=False)
+        vocab = z["vocab"].tolist()
+        ids, offsets = z["ids"], z["offsets"]
+        tokens = [[vocab[i] for i in ids[offsets[j] : offsets[j + 1]]] for j in range(len(offsets) - 1)]
+        info.update(cached=True, load_s=round(time.perf_counter() - t0, 2))
+        return tokens, info
+    total = sum(len(t) for t in texts)
+    _say(progress, f"scale: segmenting {len(texts):,} distractor passages ({total:,} characters; cached afterwards) ...")
+    t0 = time.perf_counter()
+    tokens = []
+    done_chars = 0
+    for i, t in enumerate(texts):
+        tokens.append(segmenter.tokens(t))
+        done_chars += len(t)
+        if progress and i + 1 in (500, 5000, 10000, 15000):
+            el = time.perf_counter() - t0
+            _say(True, f"  {i + 1:,} passages, {done_chars / el:,.0f} chars/s, ~{(total - done_chars) * el / done_chars:.0f} s left")
+    seconds = time.perf_counter() - t0
+    vocab: dict[str, int] = {}
+    flat = [vocab.setdefault(w, len(vocab)) for toks in tokens for w in toks]
+    offsets = np.cumsum([0] + [len(t) for t in tokens]).astype(np.int64)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, vocab=np.array(list(vocab), dtype=str), ids=np.asarray(flat, np.int32), offsets=offsets)
+    info.update(cached=False, segment_s=round(seconds, 1), chars_per_s=round(total / seconds, 1))
+    return tokens, info
+
+
+def scale_run(svc: Any, questions: Sequence[str], qcache: QueryCache, refs: Refs, progress: bool,
+              seed: int = 0) -> dict[str, Any]:
+    """Search and ask latency with the crud20k distractors added to the corpus chunks."""
+    import bm25s
+
+    from kb.benchdata import DISTRACTORS, bench_dir, load_passages
+    from kb.index import KnowledgeIndex, _vector_index, index_text
+    from kb.retriever import HybridRetriever
+
+    cfg: Config = svc.config
+    folder = bench_dir() / DISTRACTORS
+    t0 = time.perf_counter()
+    passages = load_passages(folder)
+    load_s = time.perf_counter() - t0
+    dtokens, tok_info = distractor_tokens(cfg, svc.segmenter, passages, progress)
+    base = svc.index
+    ctokens = [svc.segmenter.tokens(index_text(c)) for c in base.chunks]
+    all_tokens = ctokens + dtokens
+    _say(progress, f"scale: indexing {len(all_tokens):,} chunks (BM25 + FAISS) ...")
+    t0 = time.perf_counter()
+    bm = bm25s.BM25()
+    bm.index(all_tokens, show_progress=False)
+    bm25_build = time.perf_counter() - t0
+    rng = np.random.default_rng(seed)
+    rand = rng.standard_normal((len(passages), base.vectors.shape[1])).astype(np.float32)
+    rand /= np.linalg.norm(rand, axis=1, keepdims=True)
+    vectors = np.vstack([base.vectors, rand])
+    t0 = time.perf_counter()
+    findex, kind = _vector_index(vectors, cfg.retrieval.flat_index_max)
+    faiss_build = time.perf_counter() - t0
+    chunks = list(base.chunks) + [
+        Chunk(id=f"{DISTRACTORS}/{p.id}#0-{len(p.text)}", source=f"{DISTRACTORS}/{p.id}", title=p.title,
+              section="", start=0, end=len(p.text), text=p.text)
+        for p in passages
+    ]
+    # corpus chunks keep their rows, so the service's sentence units still point at them
+    big = KnowledgeIndex(base.path, base.manifest, base.documents, chunks, chunks, vectors, findex, bm,
+                         base.units, base.unit_vectors)
+    retr = HybridRetriever(big, qcache, svc.segmenter, svc.queries, cfg.retrieval, svc.retriever.reranker)
+    qtokens = [svc.segmenter.tokens(svc.queries.process(q).lexical) for q in questions]
+    ref = _bm25s_query_ref(bm, qtokens)
+    refs.bm25_scale_ms = ref["median_ms"]
+    qcache.prime([svc.queries.process(q).normalized for q in questions])
+    for q in questions[:3]:
+        retr.search(q, k=5)
+    rows: dict[str, list[float]] = {k: [] for k in (
+        "search_no_embed", "search", "search_bm25", "search_dense_no_embed", "ask", "ask_no_embed")}
+    _say(progress, f"scale: latency over {len(questions)} questions ...")
+    for q in questions:
+        rows["search_no_embed"].append(timed(lambda q=q: retr.search(q, k=5, mode="hybrid"))[0])
+        rows["search_bm25"].append(timed(lambda q=q: retr.search(q, k=5, mode="bm25"))[0])
+        rows["search_dense_no_embed"].append(timed(lambda q=q: retr.search(q, k=5, mode="dense"))[0])
+    retr.embedder = svc.embedder
+    for q in questions:
+        rows["search"].append(timed(lambda q=q: retr.search(q, k=5, mode="hybrid"))[0])
+    # ask at scale: the service answers from the big index (its units are the corpus's)
+    old_index, old_retr = svc.index, svc.retriever
+    svc.index, svc.retriever = big, retr
+    try:
+        for q in questions:
+            rows["ask"].append(timed(lambda q=q: svc.ask(q))[0])
+        retr.embedder = qcache
+        for q in questions:
+            rows["ask_no_embed"].append(timed(lambda q=q: svc.ask(q))[0])
+    finally:
+        svc.index, svc.retriever = old_index, old_retr
+    return {
+        "distractors": len(passages), "distractor_chars": sum(len(p.text) for p in passages),
+        "chunks": len(chunks), "vector_index": kind, "flat_index_max": cfg.retrieval.flat_index_max,
+        "load_passages_s": round(load_s, 2), "tokens": tok_info, "bm25_build_s": round(bm25_build, 2),
+        "faiss_build_s": round(faiss_build, 2), "bm25s_reference": ref,
+        "latency": {k: percentiles(v) for k, v in rows.items()},
+    }
+
+
+def _bm25s_query_ref(bm: Any, qtokens: Sequence[list[str]]) -> dict[str, Any]:
+    qs = [q for q in qtokens if q] or [["市场"]]
+    bm.retrieve([qs[0]], k=10, show_progress=False)
+    times = [timed(lambda q=q: bm.retrieve([q], k=10, show_progress=False))[0] for q in qs]
+    return {"median_ms": round(statistics.median(times), 4), **percentiles(times)}
+
+
+# -- the whole run -------------------------------------------------------------------------------
+def run_bench(cfg: Config, n_queries: int = 50, scale: bool = True, progress: bool = True,
+              cold_runs: int = 2, ingest: bool = True) -> dict[str, Any]:
+    from kb.index import index_text
+    from kb.service import KnowledgeService
+
+    t_start = time.perf_counter()
+    res: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "platform": platform.platform(), "loadavg_start": list(os.getloadavg())},
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    memory: dict[str, float] = {"start": peak_rss_mb()}
+    t0 = time.perf_counter()
+    svc = KnowledgeService(cfg, progress=progress)
+    res["service_load_s"] = round(time.perf_counter() - t0, 3)
+    memory["service_loaded"] = peak_rss_mb()
+    res["embedder"] = svc.embedder.id
+    res["index"] = {"path": str(cfg.index_path), "chunks": len(svc.index.chunks), "units": len(svc.index.units),
+                    "documents": len(svc.index.documents), "vector_index": svc.index.manifest.get("vector_index"),
+                    "bytes": folder_size(svc.index.path)}
+    dev = load_dev(DEV_PATH)
+    questions = [q.question for q in dev][: max(1, n_queries)]
+    res["queries"] = len(questions)
+
+    _say(progress, "references: query embedding and plain bm25s ...")
+    emb = embed_reference(svc.embedder, [q.question for q in dev], 20)
+    ctokens = [svc.segmenter.tokens(index_text(c)) for c in svc.index.chunks]
+    qtokens = [svc.segmenter.tokens(svc.queries.process(q).lexical) for q in questions]
+    _, bref = bm25s_reference(ctokens, qtokens)
+    refs = Refs(emb["median_ms"], bref["median_ms"])
+    res["references"] = {"embed_query": emb, "bm25s_query": bref}
+
+    if ingest:
+        res["ingest"] = ingest_throughput(cfg, svc.embedder, svc.segmenter, progress)
+        memory["after_ingest"] = peak_rss_mb()
+
+    qcache = QueryCache(svc.embedder)
+    res["latency"] = latency(svc, questions, qcache, progress)
+    memory["after_latency"] = peak_rss_mb()
+
+    _say(progress, "cold start: fresh processes ...")
+    res["cold_start"] = cold_start(cfg, questions[0], cold_runs)
+
+    if scale:
+        try:
+            res["scale"] = scale_run(svc, questions, qcache, refs, progress)
+        except FileNotFoundError as e:
+            res["scale"] = {"skipped": str(e)}
+        memory["after_scale"] = peak_rss_mb()
+    res["references"]["bm25s_query_scale_ms"] = refs.bm25_scale_ms
+    res["memory_peak_mb"] = memory
+    res["machine"]["loadavg_end"] = list(os.getloadavg())
+    res["seconds"] = round(time.perf_counter() - t_start, 1)
+    res["_refs"] = refs
+    return res
+
+
+# -- report --------------------------------------------------------------------------------------
+LATENCY_ROWS = (
+    ("search hybrid k=5 (with query embedding)", "search"),
+    ("search hybrid k=5, query vector cached", "search_no_embed"),
+    ("search bm25 only", "search_bm25"),
+    ("search dense only, query vector cached", "search_dense_no_embed"),
+    ("ask (with query embedding)", "ask"),
+    ("ask, query vector cached", "ask_no_embed"),
+)
+
+
+def _latency_table(lat: dict[str, Any], refs: Refs, scale: bool) -> tuple[list[str], list[list[Any]]]:
+    header = ["measure", "p50 ms", "p95 ms", "p50 x embed", "p95 x embed", "p50 x bm25s", "p95 x bm25s"]
+    rows = []
+    for label, key in LATENCY_ROWS:
+        if key not in lat:
+            continue
+        p = lat[key]
+        r50, r95 = refs.ratios(p["p50"], scale), refs.ratios(p["p95"], scale)
+        rows.append([label, p["p50"], p["p95"], r50[REF_EMBED], r95[REF_EMBED], r50[REF_BM25], r95[REF_BM25]])
+    return header, rows
+
+
+def _mb(b: int) -> str:
+    return f"{b / 1024 / 1024:.2f} MB"
+
+
+def bench_markdown(res: dict[str, Any]) -> str:
+    refs: Refs = res["_refs"]
+    m = res["machine"]
+    r = res["references"]
+    out = [
+        "# Benchmark",
+        "",
+        f"- run {res['started']}, {res['seconds']} s; {m['cpus']} CPUs, Python {m['python']}; load average "
+        f"{', '.join(f'{x:.2f}' for x in m['loadavg_start'])} at start, "
+        f"{', '.join(f'{x:.2f}' for x in m['loadavg_end'])} at end (other processes share the CPUs: "
+        "compare the ratio columns)",
+        f"- embedder `{res['embedder']}`; index `{res['index']['path']}`: {res['index']['documents']} documents, "
+        f"{res['index']['chunks']} chunks, {res['index']['units']} units, {res['index']['vector_index']}",
+        f"- service load (index + models, warm page cache): {res['service_load_s']} s",
+        "",
+        "## References (same run)",
+        "",
+    ]
+    ref_rows = [["one query embedding (median of 20)", r["embed_query"]["median_ms"]],
+                [f"plain bm25s query, top 10, {r['bm25s_query']['docs']} chunks (median)", r["bm25s_query"]["median_ms"]]]
+    if r.get("bm25s_query_scale_ms"):
+        ref_rows.append([f"plain bm25s query, top 10, {res['scale']['chunks']:,} chunks (median)", r["bm25s_query_scale_ms"]])
+    out.append(md_table(["reference", "ms"], ref_rows))
+    ing = res.get("ingest")
+    if ing:
+        out += ["", f"## Ingest throughput (cold build: {ing['documents']} documents, {ing['characters']:,} characters, "
+                    f"{ing['chunks']} chunks, {ing['units']} units, {ing['embedded_texts']} texts embedded)", ""]
+        rows = []
+        for s, v in ing["stages_s"].items():
+            rr = refs.ratios(1000 * v)
+            rows.append([s, round(v, 3), ing["stage_chars_per_s"][s], ing["stage_docs_per_s"][s], rr[REF_EMBED], rr[REF_BM25]])
+        rr = refs.ratios(1000 * ing["total_s"])
+        rows.append(["total", ing["total_s"], ing["chars_per_s"], ing["docs_per_s"], rr[REF_EMBED], rr[REF_BM25]])
+        rr = refs.ratios(1000 * ing["reingest_unchanged_s"])
+        rows.append([f"re-ingest, nothing changed ({ing['reingest_embedded']} embedded)", ing["reingest_unchanged_s"],
+                     round(ing["characters"] / ing["reingest_unchanged_s"]), None, rr[REF_EMBED], rr[REF_BM25]])
+        out.append(md_table(["stage", "seconds", "chars/s", "docs/s", "x embed", "x bm25s"], rows))
+        out += ["", "Index size on disk: " + ", ".join(f"{k} {_mb(v)}" for k, v in ing["index_bytes"].items())
+                + f" (served index: {_mb(res['index']['bytes']['total'])})"]
+    out += ["", f"## Latency at corpus scale ({res['queries']} dev-set questions, {res['index']['chunks']} chunks)", ""]
+    out.append(md_table(*_latency_table(res["latency"], refs, False)))
+    cs = res.get("cold_start")
+    if cs:
+        out += ["", "## Cold start to first answer (fresh `python -c`: import, load index and models, one ask)", ""]
+        rows = []
+        for i, run in enumerate(cs["runs"], 1):
+            rr = refs.ratios(1000 * run["to_first_answer_s"])
+            rows.append([i, run["to_first_answer_s"], run["interpreter_s"], run["import_s"], run["load_s"],
+                         run["first_ask_s"], run["peak_rss_mb"], rr[REF_EMBED], rr[REF_BM25]])
+        out.append(md_table(["run", "to first answer s", "interpreter s", "imports s", "service load s",
+                             "first ask s", "peak RSS MB", "x embed", "x bm25s"], rows))
+    sc = res.get("scale")
+    if sc and "skipped" not in sc:
+        tok = sc["tokens"]
+        tok_note = (f"tokens loaded from cache in {tok['load_s']} s" if tok.get("cached")
+                    else f"segmented in {tok['segment_s']} s ({tok['chars_per_s']:,.0f} chars/s), now cached")
+        out += ["", f"## Scale: corpus + {sc['distractors']:,} crud20k distractors ({sc['chunks']:,} chunks, "
+                    f"{sc['distractor_chars']:,} characters)", "",
+                f"BM25 over real jieba tokens ({tok_note}; BM25 build {sc['bm25_build_s']} s); dense side: random unit "
+                f"vectors in `{sc['vector_index']}` (HNSW above {sc['flat_index_max']:,} vectors; build "
+                f"{sc['faiss_build_s']} s). Ask at scale answers from the corpus's own sentence units. "
+                "Ratios in this table use the bm25s reference at this scale.", ""]
+        out.append(md_table(*_latency_table(sc["latency"], refs, True)))
+    elif sc:
+        out += ["", f"## Scale: skipped ({sc['skipped']})"]
+    out += ["", "## Peak memory (ru_maxrss of the bench process, cumulative)", ""]
+    out.append(md_table(["after", "MB"], [[k, v] for k, v in res["memory_peak_mb"].items()]))
+    return "\n".join(out) + "\n"
+
+
+def _plain(res: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in res.items() if not k.startswith("_")}
+
+
+def print_summary(res: dict[str, Any]) -> None:
+    refs: Refs = res["_refs"]
+    r = res["references"]
+    print(f"references: one query embedding {fmt(r['embed_query']['median_ms'])} ms; plain bm25s query "
+          f"{fmt(r['bm25s_query']['median_ms'], 4)} ms ({r['bm25s_query']['docs']} chunks)"
+          + (f", {fmt(r['bm25s_query_scale_ms'], 4)} ms at scale" if r.get("bm25s_query_scale_ms") else ""))
+    ing = res.get("ingest")
+    if ing:
+        print()
+        rows = [[s, v, ing["stage_chars_per_s"][s], refs.ratios(1000 * v)[REF_EMBED]] for s, v in ing["stages_s"].items()]
+        rows.append(["total", ing["total_s"], ing["chars_per_s"], refs.ratios(1000 * ing["total_s"])[REF_EMBED]])
+        rows.append(["re-ingest unchanged", ing["reingest_unchanged_s"], None,
+                     refs.ratios(1000 * ing["reingest_unchanged_s"])[REF_EMBED]])
+        print(text_table([f"ingest ({ing['documents']} docs, {ing['characters']:,} chars)", "s", "chars/s", "x embed"], rows))
+        print(f"index size: {_mb(ing['index_bytes']['total'])}")
+    print()
+    print(f"latency at corpus scale ({res['queries']} questions):")
+    print(text_table(*_latency_table(res["latency"], refs, False)))
+    for i, run in enumerate(res.get("cold_start", {}).get("runs", []), 1):
+        print(f"cold start #{i}: {run['to_first_answer_s']} s to first answer (imports {run['import_s']} s, "
+              f"load {run['load_s']} s, first ask {run['first_ask_s']} s, peak RSS {run['peak_rss_mb']} MB)")
+    sc = res.get("scale")
+    if sc and "skipped" not in sc:
+        print()
+        print(f"latency with {sc['distractors']:,} distractors ({sc['chunks']:,} chunks, {sc['vector_index']}):")
+        print(text_table(*_latency_table(sc["latency"], refs, True)))
+    elif sc:
+        print(f"scale run skipped: {sc['skipped']}")
+    print()
+    print("peak memory MB: " + ", ".join(f"{k} {v}" for k, v in res["memory_peak_mb"].items()))
+
+
+def write_reports(res: dict[str, Any], folder: Path) -> dict[str, Path]:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    md = folder / "bench.md"
+    md.write_text(bench_markdown(res), encoding="utf-8")
+    js = folder / "bench.json"
+    js.write_text(json.dumps(_plain(res), ensure_ascii=False, indent=1), encoding="utf-8")
+    return {"markdown": md, "json": js}
+
+
+def main(config: Config, args: Any) -> int:
+    res = run_bench(config, n_queries=getattr(args, "queries", 50) or 50,
+                    scale=not getattr(args, "no_scale", False), progress=True)
+    print_summary(res)
+    paths = write_reports(res, Path(getattr(args, "reports", None) or "reports"))
+    print()
+    for kind, p in paths.items():
+        print(f"{kind}: {p}")
+    print(f"time: {res['seconds']} s")
+    return 0
+
+
+__all__ = ["run_bench", "main", "percentiles", "folder_size", "peak_rss_mb", "write_reports"]

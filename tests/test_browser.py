@@ -1,0 +1,315 @@
+"""The chat page and /embed in a real headless Chromium (Debian's /usr/bin/chromium, driven by
+Playwright): starters, answers with citations, highlighted passages, escaping of hostile
+document text, feedback that survives a restart, and no request to any other host."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import httpx
+import pytest
+from conftest_app import ADMIN_TOKEN, CORPUS, STARTERS, XSS_IMG, XSS_SCRIPT, LiveServer, tiny_config
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run"]
+SHOTS = Path(__file__).resolve().parents[1] / "screenshots"
+TIMEOUT = 20_000  # ms
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip("/usr/bin/chromium is missing: install Debian's chromium (make browser-deps)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with LiveServer(tiny_config(tmp_path_factory.mktemp("browser"))) as live:
+        yield live
+
+
+class Watched:
+    """A page that records every request and every dialog (alert/confirm) it raises."""
+
+    def __init__(self, browser, base: str, width: int = 1280, height: int = 900):
+        self.base = base
+        self.context = browser.new_context(viewport={"width": width, "height": height})
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(TIMEOUT)
+        self.requests: list[str] = []
+        self.dialogs: list[str] = []
+        self.page.on("request", lambda r: self.requests.append(r.url))
+        self.page.on("dialog", self._dialog)
+
+    def _dialog(self, d) -> None:
+        self.dialogs.append(d.message)
+        d.dismiss()
+
+    def assert_only_own_host(self) -> None:
+        own = urlsplit(self.base).netloc
+        outside = [u for u in self.requests
+                   if not u.startswith(("data:", "blob:")) and urlsplit(u).netloc != own]
+        assert self.requests and not outside, outside
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def watched(browser, server):
+    pages: list[Watched] = []
+
+    def make(**kw) -> Watched:
+        w = Watched(browser, server.url, **kw)
+        pages.append(w)
+        return w
+
+    yield make
+    for w in pages:
+        w.close()
+
+
+def document_text(base: str, source: str) -> str:
+    return httpx.get(f"{base}/api/documents/{quote(source)}", timeout=10).json()["text"]
+
+
+def mark_is_a_slice(base: str, mark_text: str) -> bool:
+    texts = [document_text(base, s) for s in CORPUS]
+    return bool(mark_text.strip()) and any(mark_text in t for t in texts)
+
+
+# -- the Gradio chat ------------------------------------------------------------------------
+
+def ask_in_chat(page, question: str) -> None:
+    box = page.locator("#kb-input textarea")
+    box.fill(question)
+    box.press("Enter")
+
+
+def last_answer(page):
+    return page.locator("[data-testid=bot]").last
+
+
+def test_chat_starter_answer_and_citation(watched, server):
+    w = watched()
+    page = w.page
+    page.goto(server.url + "/")
+    page.locator(".kb-side button", has_text=STARTERS[0]).click()
+    answer = last_answer(page)
+    answer.locator("details.kb-cite").first.wait_for()
+    assert "[1]" in answer.inner_text()
+    assert answer.locator(".kb-ref").count() >= 1
+    cite = answer.locator("details.kb-cite").first
+    assert cite.locator(".kb-doc").inner_text() == "员工手册"
+    cite.locator("summary").click()
+    mark = cite.locator(".kb-passage mark.kb-hl")
+    mark.wait_for(state="visible")
+    assert mark_is_a_slice(server.url, mark.inner_text())
+    assert cite.locator(".kb-where").inner_text().count("字") >= 2  # where it sits
+    passage = cite.locator(".kb-passage").inner_text()
+    assert len(passage) > len(mark.inner_text())  # shown inside its surrounding text
+    # "在全文中查看" opens the whole document with the span highlighted
+    href = cite.locator("a.kb-open").get_attribute("href")
+    page.goto(server.url + href)
+    hit = page.locator("mark#kb-hit")
+    hit.wait_for(state="visible")
+    assert mark_is_a_slice(server.url, hit.inner_text())
+    page.go_back()
+    page.locator("#kb-chatbot").wait_for()
+    # a screenshot of an answered question with its citation open
+    page.locator(".kb-side button", has_text=STARTERS[1]).click()
+    answer = last_answer(page)
+    answer.locator("details.kb-cite").first.wait_for()
+    answer.locator("details.kb-cite summary").first.click()
+    answer.locator("details.kb-cite[open] mark.kb-hl").first.wait_for(state="visible")
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / "chat.png"), full_page=True)
+    assert not w.dialogs
+    w.assert_only_own_host()
+
+
+def test_chat_refusal_offers_related_questions_and_clear(watched, server):
+    w = watched()
+    page = w.page
+    page.goto(server.url + "/")
+    ask_in_chat(page, "公司食堂几点开饭？")
+    answer = last_answer(page)
+    answer.wait_for()
+    assert "知识库中没有找到相关内容" in answer.inner_text()
+    assert answer.locator("details.kb-cite").count() == 0
+    options = page.locator("#kb-chatbot button.option")
+    options.first.wait_for()
+    assert 1 <= options.count() <= 3
+    suggested = options.first.inner_text().strip()
+    options.first.click()
+    page.locator("[data-testid=user]", has_text=suggested).wait_for()
+    page.locator("[data-testid=bot] details.kb-cite").first.wait_for()
+    page.get_by_role("button", name="清空对话").click()
+    page.locator("[data-testid=bot]").first.wait_for(state="detached")
+    assert page.locator("[data-testid=user]").count() == 0
+    w.assert_only_own_host()
+
+
+def test_chat_renders_hostile_document_as_text(watched, server):
+    w = watched()
+    page = w.page
+    page.goto(server.url + "/")
+    page.locator(".kb-side button", has_text=STARTERS[2]).click()
+    answer = last_answer(page)
+    answer.locator("details.kb-cite").first.wait_for()
+    for summary in answer.locator("details.kb-cite summary").all():
+        summary.click()
+    text = page.locator("#kb-chatbot").inner_text()
+    assert XSS_SCRIPT in text  # the literal characters are visible
+    page.get_by_text(XSS_SCRIPT).first.wait_for(state="visible")
+    assert page.locator("img[src='x']").count() == 0
+    assert page.locator("#kb-chatbot script").count() == 0
+    time.sleep(0.3)
+    assert not w.dialogs
+    # the full-document viewer escapes too
+    page.goto(server.url + "/view/" + quote("网页安全.txt"))
+    body = page.locator("pre.doc").inner_text()
+    assert XSS_SCRIPT in body and XSS_IMG in body
+    assert page.locator("img").count() == 0
+    assert not w.dialogs
+    w.assert_only_own_host()
+
+
+# -- /embed ---------------------------------------------------------------------------------
+
+def test_embed_autosends_q_and_opens_citations(watched, server):
+    w = watched(width=480, height=760)
+    page = w.page
+    page.goto(server.url + "/embed?q=" + quote(STARTERS[1]))
+    page.locator(".kb-user", has_text=STARTERS[1]).wait_for()
+    answer = page.locator(".kb-bot .kb-answer").last
+    answer.wait_for()
+    bubble = page.locator(".kb-bot").last
+    cite = bubble.locator("details.kb-cite").first
+    cite.wait_for()
+    bubble.locator(".kb-ref").first.click()  # [1] in the text opens its citation
+    mark = cite.locator(".kb-passage mark.kb-hl")
+    mark.wait_for(state="visible")
+    page.wait_for_function(
+        "el => el.textContent.length > el.querySelector('mark').textContent.length",
+        arg=cite.locator(".kb-passage").element_handle(),
+    )
+    assert mark_is_a_slice(server.url, mark.inner_text())
+    assert "制度/报销制度.txt" in cite.locator(".kb-where").inner_text()
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / "embed.png"))
+    cite.get_by_role("button", name="查看全文").click()
+    overlay = page.locator("#kb-doc")
+    overlay.wait_for(state="visible")
+    assert mark_is_a_slice(server.url, overlay.locator("mark").inner_text())
+    page.keyboard.press("Escape")
+    overlay.wait_for(state="hidden")
+    assert not w.dialogs
+    w.assert_only_own_host()
+
+
+def test_embed_starter_hostile_text_and_refusal(watched, server):
+    w = watched(width=480, height=760)
+    page = w.page
+    page.goto(server.url + "/embed")
+    page.locator(".kb-chip", has_text=STARTERS[2]).click()
+    bubble = page.locator(".kb-bot").last
+    bubble.locator("details.kb-cite").first.wait_for()
+    for summary in bubble.locator("details.kb-cite summary").all():
+        summary.click()
+    page.get_by_text(XSS_SCRIPT).first.wait_for(state="visible")
+    assert page.locator("img[src='x']").count() == 0
+    # a refused question shows its related questions as chips that ask
+    page.locator("#kb-input").fill("公司食堂几点开饭？")
+    page.locator("#kb-input").press("Enter")
+    refused = page.locator(".kb-bot", has_text="知识库中没有找到相关内容")
+    refused.wait_for()
+    assert refused.locator("details.kb-cite").count() == 0
+    chips = refused.locator(".kb-chip")
+    assert 1 <= chips.count() <= 3
+    n_before = page.locator(".kb-user").count()
+    chips.first.click()
+    page.wait_for_function(f"document.querySelectorAll('.kb-user').length > {n_before}")
+    time.sleep(0.3)
+    assert not w.dialogs
+    w.assert_only_own_host()
+
+
+def test_embed_feedback_posts_to_api(watched, server):
+    w = watched(width=480, height=760)
+    page = w.page
+    page.goto(server.url + "/embed?q=" + quote(STARTERS[0]))
+    bubble = page.locator(".kb-bot").last
+    bubble.locator("details.kb-cite").first.wait_for()
+    bubble.get_by_role("button", name="有帮助").click()
+    bubble.locator(".kb-comment input").fill("清楚")
+    bubble.get_by_role("button", name="提交反馈").click()
+    bubble.locator(".kb-thanks").wait_for()
+    rows = httpx.get(server.url + "/api/feedback",
+                     headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).json()
+    assert rows[0]["rating"] == "up" and rows[0]["comment"] == "清楚"
+    assert rows[0]["channel"] == "api" and rows[0]["citations"]
+    w.assert_only_own_host()
+
+
+# -- feedback survives a restart --------------------------------------------------------------
+
+def wait_for_row(db_path: Path, comment: str, timeout: float = 10) -> tuple:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if db_path.exists():
+            db = sqlite3.connect(db_path)
+            try:
+                row = db.execute(
+                    "SELECT id, question, answer, citations, rating, comment FROM feedback"
+                    " WHERE comment = ?", (comment,),
+                ).fetchone()
+            finally:
+                db.close()
+            if row:
+                return row
+        time.sleep(0.1)
+    raise AssertionError(f"no feedback row with comment {comment!r} in {db_path}")
+
+
+def test_chat_feedback_survives_restart(browser, tmp_path):
+    cfg = tiny_config(tmp_path)
+    db_path = Path(cfg.data_dir) / "feedback.sqlite3"
+    comment = "没有提到需要哪些材料"
+    with LiveServer(cfg) as live:
+        w = Watched(browser, live.url)
+        try:
+            page = w.page
+            page.goto(live.url + "/")
+            page.locator(".kb-side button", has_text=STARTERS[0]).click()
+            last_answer(page).locator("details.kb-cite").first.wait_for()
+            page.get_by_role("button", name="Dislike").last.click()
+            box = page.locator("#kb-feedback").first  # Gradio repeats a Group's id inside
+            box.wait_for(state="visible")
+            assert "没帮助" in box.inner_text()
+            page.locator("#kb-feedback-comment textarea").fill(comment)
+            page.get_by_role("button", name="提交说明").click()
+            box.wait_for(state="hidden")
+            row = wait_for_row(db_path, comment)
+            w.assert_only_own_host()
+        finally:
+            w.close()
+    assert row[1] == STARTERS[0] and row[4] == "down" and "[1]" in row[2]
+    # a new server (new app, new store) on the same data folder still has it
+    with LiveServer(cfg) as again:
+        rows = httpx.get(again.url + "/api/feedback",
+                         headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).json()
+        assert [(r["id"], r["rating"], r["comment"]) for r in rows] == [(row[0], "down", comment)]
+        assert rows[0]["channel"] == "chat" and rows[0]["citations"]
