@@ -14,6 +14,7 @@ this keeps the section path faithful to each document's own hierarchy without a 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -44,6 +45,7 @@ _CLAUSE = re.compile(rf"[^{CLAUSE_END}]*[{CLAUSE_END}]+[{_CLOSERS}]*|[^{CLAUSE_E
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 _LABEL_CUT = re.compile(r"[，,。；;:：!?！？]")
 _STRIP = " \t\r\n\u3000\ufeff"
+MD_HEADING = re.compile(r"^(#{1,6})[ \t]+(?=\S)")
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,9 @@ def make_label(text: str, max_chars: int) -> str:
 
 def classify(text: str, settings: ChunkSettings) -> tuple[str, str, str]:
     """Return ``(kind, style, label)`` for one block's text."""
+    m = MD_HEADING.match(text)
+    if m:  # Markdown "## 标题": one level per number of #, the marks left out of the label
+        return "heading", f"md{len(m.group(1))}", text[m.end() :].strip(_STRIP)
     short = len(text) <= settings.heading_max_chars
     ends_sentence = text[-1] in SENTENCE_END + CLAUSE_END + "…"
     for style, pattern in HEADING_STYLES:
@@ -168,9 +173,17 @@ def classify(text: str, settings: ChunkSettings) -> tuple[str, str, str]:
 
 def segment_blocks(doc: Document, noise: list[Noise], settings: ChunkSettings) -> list[Block]:
     blocks = []
-    for start, end, gap in iter_pieces(doc.text, noise):
+    pieces = list(iter_pieces(doc.text, noise))
+    # pieces per line: inline noise cuts a line into several pieces
+    line_of = [doc.text.rfind("\n", 0, start) for start, _, _ in pieces]
+    per_line = Counter(line_of)
+    for (start, end, gap), line in zip(pieces, line_of, strict=True):
         text = doc.text[start:end]
         kind, style, label = classify(text, settings)
+        if kind == "heading" and style == "title" and per_line[line] > 1:
+            # a short fragment of a sentence that inline noise cut in pieces
+            # ("...計劃的.制定、...的測評-全球品牌網-和選用...") is not a bare title line
+            kind, style, label = "body", "", ""
         blocks.append(Block(start, end, text, kind, style, label, gap))
     # a "title" line with nothing after it, or followed only by another title at the very end,
     # is body text (a closing remark), not a section of its own

@@ -47,6 +47,7 @@ class RetrievalSettings:
     glossary_weight: float = 0.1  # BM25 weight of glossary synonyms relative to the question's own terms
     strip_question_words: bool = True
     flat_index_max: int = 50_000  # above this many vectors, FAISS HNSW instead of exact search
+    sentence_weight: float = 4.0  # weight of the best sentence's similarity when ordering passages
     reranker: str = ""  # CrossEncoder name or local path; empty = off
     rerank_top: int = 20
 

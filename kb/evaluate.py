@@ -568,7 +568,7 @@ def evaluate_dev(
         index = svc.index
         if setup.rerank:
             if not cfg.retrieval.reranker:
-                entry.update(status="not configured", description="reranker not configured (retrieval.reranker is empty)")
+                entry.update(status="not configured", description="retrieval.reranker is empty")
                 continue
             try:
                 reranker = reranker or make_reranker(cfg.retrieval.reranker)

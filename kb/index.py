@@ -34,12 +34,12 @@ import numpy as np
 from tqdm import tqdm
 
 from ingest.models import Chunk, Document
+from ingest.normalize import normalize
 from ingest.pipeline import DocRecord, IngestResult
 from kb import __version__
 from kb.embed.base import Embedder
 from kb.segment import Segmenter
 from kb.units import Unit, split_units
-from ingest.normalize import normalize
 
 log = logging.getLogger(__name__)
 

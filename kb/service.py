@@ -18,7 +18,14 @@ from kb.config import Config
 from kb.embed import make_embedder
 from kb.embed.base import Embedder
 from kb.hits import Hit
-from kb.index import IndexError_, IndexMissing, KnowledgeIndex, build_index, load_index, read_manifest
+from kb.index import (
+    IndexError_,
+    IndexMissing,
+    KnowledgeIndex,
+    build_index,
+    load_index,
+    read_manifest,
+)
 from kb.query import QueryProcessor, load_glossary
 from kb.rerank import make_reranker
 from kb.retriever import HybridRetriever

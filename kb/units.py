@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ingest.chunk import HEADING_STYLES, ITEM, SENTENCE_END, ChunkSettings, classify
+from ingest.chunk import HEADING_STYLES, ITEM, MD_HEADING, SENTENCE_END, ChunkSettings, classify
 from ingest.models import Chunk
 
 _SENT = re.compile(rf"[^{SENTENCE_END}]*[{SENTENCE_END}]+[”’\"」』)）》】]*|[^{SENTENCE_END}]+")
@@ -105,7 +105,10 @@ def split_units(chunk: Chunk, row: int, first_list_id: int = 0) -> list[Unit]:
 
 
 def strip_marker(text: str) -> str:
-    """A list item's text without its leading number or bullet."""
+    """A list item's text without its leading number or bullet (or a heading's "#" marks)."""
+    m = MD_HEADING.match(text)
+    if m:
+        return text[m.end():]
     for _, pattern in HEADING_STYLES:
         m = pattern.match(text)
         if m:

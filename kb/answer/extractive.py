@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from kb.service import KnowledgeService
 
 SHAPES = ("list", "why", "how", "difference", "definition", "fact")
+_ENUMERATION = re.compile(r"哪些|哪几|几点|几个|几方面|几类|几种|列举")
 _SHAPE_PATTERNS = (
     ("difference", re.compile(r"区别|不同|差异|差别|异同|分别是|有何不同|\bvs\b|相比")),
     ("why", re.compile(r"为什么|为啥|为何|原因|怎么会|缘故|根源|因素")),
@@ -39,6 +40,8 @@ MAX_CITATION_CHARS = 260
 
 def question_shape(question: str) -> str:
     q = normalize(question)
+    if _ENUMERATION.search(q):  # "有哪些原因/区别/措施" wants the list
+        return "list"
     for shape, pattern in _SHAPE_PATTERNS:
         if pattern.search(q):
             return shape
@@ -55,17 +58,45 @@ def contrast_sides(question: str) -> tuple[str, str] | None:
     return (a, b) if a and b and a != b else None
 
 
-def shorten(text: str, limit: int = _POINT_MAX) -> str:
-    """A point's display text: the unit without its list marker, cut at a sentence or clause end
-    when long. Always a prefix of the original text (plus an ellipsis), never a rewrite."""
+_CLAUSE = re.compile(r"[^，,；;。！？!?]*[，,；;。！？!?]*")
+
+
+def shorten(text: str, limit: int = _POINT_MAX, terms: list[str] | None = None) -> str:
+    """A point's display text: the unit without its list marker; when long, the window of
+    clauses that best matches the question's terms, with ellipses where text was left out.
+    Always a verbatim excerpt of the original, never a rewrite."""
     text = strip_marker(text).strip()
     if len(text) <= limit:
         return text
-    for marks in ("。！？；;!?", "，,：:、"):
-        cut = max((text.rfind(m, 0, limit) for m in marks), default=-1)
-        if cut >= 20:
-            return text[: cut + 1].rstrip("，,：:、") + "…"
-    return text[:limit] + "…"
+    clauses = [m.group(0) for m in _CLAUSE.finditer(text) if m.group(0)]
+    if not clauses:
+        return text[:limit] + "…"
+    terms = [t for t in (terms or []) if len(t) >= 2]
+
+    def hits(c: str) -> int:
+        n = normalize(c)
+        return sum(1 for t in terms if t in n)
+
+    best_i = max(range(len(clauses)), key=lambda i: (hits(clauses[i]), -i))
+    lo = hi = best_i
+    size = len(clauses[best_i])
+    while True:  # grow the window around the best clause, preferring the start of the text
+        grown = False
+        if lo > 0 and size + len(clauses[lo - 1]) <= limit:
+            lo -= 1
+            size += len(clauses[lo])
+            grown = True
+        if hi + 1 < len(clauses) and size + len(clauses[hi + 1]) <= limit:
+            hi += 1
+            size += len(clauses[hi])
+            grown = True
+        if not grown:
+            break
+    body = "".join(clauses[lo : hi + 1])
+    if len(body) > limit:
+        body = body[:limit]
+    body = body.rstrip("，,；;：:、")
+    return ("…" if lo > 0 else "") + body + ("…" if hi < len(clauses) - 1 or len(body) < len("".join(clauses[lo:hi + 1])) else "")
 
 
 @dataclass
@@ -165,11 +196,16 @@ class ExtractiveAnswerer:
                 n = 3 if shape == "fact" else 4
                 chosen = self._pick_sentences(scored, n, rows)
         elif shape == "difference":
-            chosen = self._pick_contrast(scored, resolved)
+            chosen, lead_topic = self._pick_list(scored, cand_rows, unit_cos, strict=True)
+            if not chosen:
+                chosen = self._pick_contrast(scored, resolved)
         else:
             chosen = self._pick_sentences(scored, 3, rows)
         if not chosen:
             return self._refuse(question, resolved, script, conf, qvec, t0, t1)
+        chosen = self._ensure_top_passage(chosen, scored, rows)
+        chosen = self._complete(chosen)
+        self._terms = tokens
 
         answer_md, citations = self._compose(chosen, shape, lead_topic, script, scored)
         t2 = time.perf_counter()
@@ -324,6 +360,41 @@ class ExtractiveAnswerer:
                 chosen.append(max(mentioning, key=lambda u: scored[u]))
         return chosen[: self.settings.max_points]
 
+    def _ensure_top_passage(self, chosen: list[int], scored: dict[int, float], rows: list[int]) -> list[int]:
+        """The best-ranked passage always contributes: when the chosen points come from
+        elsewhere, its best sentence is added (it is what retrieval trusts most)."""
+        idx = self.svc.index
+        if not rows or any(idx.units[u].chunk == rows[0] for u in chosen):
+            return chosen
+        top = [u for u in scored if idx.units[u].chunk == rows[0] and len(idx.unit_text(u)) >= 8]
+        if not top:
+            return chosen
+        return [max(top, key=lambda u: scored[u])] + chosen
+
+    def _complete(self, chosen: list[int]) -> list[int]:
+        """Extend a sentence that ends in ；or ： with the rest of its enumeration on the same
+        line ("313原则,即:A;B;C。"), so a point never stops half-way."""
+        idx = self.svc.index
+        out: list[int] = []
+        for u in chosen:
+            if u in out:
+                continue
+            out.append(u)
+            k = u
+            for _ in range(4):
+                unit = idx.units[k]
+                txt = idx.unit_text(k).rstrip()
+                nxt = k + 1
+                if unit.kind != "sentence" or not txt or txt[-1] not in "；;：:" or nxt >= len(idx.units):
+                    break
+                nu = idx.units[nxt]
+                doc = idx.documents[idx.chunks[unit.chunk].source].text
+                if nu.chunk != unit.chunk or "\n" in doc[unit.end : nu.start] or nxt in out:
+                    break
+                out.append(nxt)
+                k = nxt
+        return out
+
     # -- composing -----------------------------------------------------------------------------
     def _compose(self, chosen: list[int], shape: str, topic: str, script: str,
                  scored: dict[int, float]) -> tuple[str, list[Citation]]:
@@ -352,6 +423,7 @@ class ExtractiveAnswerer:
             groups.append([u])
         citations: list[Citation] = []
         cite_of: dict[int, int] = {}
+        terms = self._terms
         for n, group in enumerate(groups, start=1):
             first, last = idx.units[group[0]], idx.units[group[-1]]
             chunk = idx.chunks[first.chunk]
@@ -365,8 +437,24 @@ class ExtractiveAnswerer:
             )
             for u in group:
                 cite_of[u] = n
-        points = [f"- {shorten(idx.unit_text(u))} [{cite_of[u]}]" for u in ordered]
-        lead = self._lead(shape, topic, len(ordered), script)
+        # a point is one list item, or a run of sentences on one line of the same citation
+        runs: list[list[int]] = []
+        for u in ordered:
+            unit = idx.units[u]
+            if runs and unit.kind == "sentence" and idx.units[runs[-1][-1]].kind == "sentence":
+                prev = idx.units[runs[-1][-1]]
+                text = idx.documents[idx.chunks[unit.chunk].source].text
+                if cite_of[runs[-1][-1]] == cite_of[u] and "\n" not in text[prev.end : unit.start]:
+                    runs[-1].append(u)
+                    continue
+            runs.append([u])
+        points = []
+        for run in runs:
+            first, last = idx.units[run[0]], idx.units[run[-1]]
+            text = idx.documents[idx.chunks[first.chunk].source].text[first.start : last.end]
+            limit = _POINT_MAX + 40 * (len(run) - 1)
+            points.append(f"- {shorten(text, limit, terms)} [{cite_of[run[0]]}]")
+        lead = self._lead(shape, topic, len(points), script)
         return lead + "\n" + "\n".join(points), citations
 
     @staticmethod

