@@ -200,59 +200,64 @@ def build_index(
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    with open(tmp / "documents.jsonl", "w", encoding="utf-8") as fh:
-        for source, rec in result.records.items():
-            d = rec.document
-            row = {"source": source, "title": d.title, "kind": d.kind, "encoding": d.encoding,
-                   "sha256": d.sha256, "text": d.text}
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as fh:
-        for c in result.chunks:
-            fh.write(json.dumps(c.to_dict(), ensure_ascii=False) + "\n")
-    np.save(tmp / "vectors.npy", vectors)
-    np.save(tmp / "unit_vectors.npy", unit_vectors)
-    with open(tmp / "units.jsonl", "w", encoding="utf-8") as fh:
-        for u in units:
-            fh.write(json.dumps([u.chunk, u.start, u.end, u.kind, u.list_id]) + "\n")
-    (tmp / "hashes.json").write_text(json.dumps({"chunks": hashes, "units": unit_hashes}))
-    faiss.write_index(findex, str(tmp / "faiss.index"))
-    bm25.save(str(tmp / "bm25"), show_progress=False)
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "app_version": __version__,
-        "embedder": {"id": embedder.id, "dim": embedder.dim},
-        "dictionary": segmenter.fingerprint,
-        "chunking": chunk_settings,
-        "ingest_fingerprint": result.fingerprint,
-        "vector_index": kind,
-        "documents": {
-            s: {"sha256": r.document.sha256, "title": r.document.title, "kind": r.document.kind,
-                "encoding": r.document.encoding, "chars": len(r.document.text),
-                "chunks": len(r.chunks), "noise_chars": r.noise_chars}
-            for s, r in result.records.items()
-        },
-        "skipped": [{"source": s.source, "reason": s.reason} for s in result.skipped],
-        "counts": {
-            "documents": len(result.records),
-            "chunks": len(result.chunks),
-            "retrievable_chunks": len(chunks),
-            "duplicates": result.duplicates,
-            "skipped": len(result.skipped),
-            "units": len(units),
-            "embedded": len(todo),
-            "reused_vectors": len(chunks) + len(units) - len(todo),
-        },
-        "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "build": {
-            **{k: round(v, 4) for k, v in result.timings.items()},
-            "embed": round(t_embed, 4),
-            "segment": round(t_segment, 4),
-            "index": round(t_index, 4),
-        },
-    }
-    manifest["build"]["total"] = round(time.perf_counter() - t_start + sum(result.timings.values()), 4)
-    (tmp / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
-    _swap_into_place(tmp, out)
+    try:
+        with open(tmp / "documents.jsonl", "w", encoding="utf-8") as fh:
+            for source, rec in result.records.items():
+                d = rec.document
+                row = {"source": source, "title": d.title, "kind": d.kind, "encoding": d.encoding,
+                       "sha256": d.sha256, "text": d.text}
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as fh:
+            for c in result.chunks:
+                fh.write(json.dumps(c.to_dict(), ensure_ascii=False) + "\n")
+        np.save(tmp / "vectors.npy", vectors)
+        np.save(tmp / "unit_vectors.npy", unit_vectors)
+        with open(tmp / "units.jsonl", "w", encoding="utf-8") as fh:
+            for u in units:
+                fh.write(json.dumps([u.chunk, u.start, u.end, u.kind, u.list_id]) + "\n")
+        (tmp / "hashes.json").write_text(json.dumps({"chunks": hashes, "units": unit_hashes}))
+        faiss.write_index(findex, str(tmp / "faiss.index"))
+        bm25.save(str(tmp / "bm25"), show_progress=False)
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "app_version": __version__,
+            "embedder": {"id": embedder.id, "dim": embedder.dim},
+            "dictionary": segmenter.fingerprint,
+            "chunking": chunk_settings,
+            "ingest_fingerprint": result.fingerprint,
+            "vector_index": kind,
+            "documents": {
+                s: {"sha256": r.document.sha256, "title": r.document.title, "kind": r.document.kind,
+                    "encoding": r.document.encoding, "chars": len(r.document.text),
+                    "chunks": len(r.chunks), "noise_chars": r.noise_chars}
+                for s, r in result.records.items()
+            },
+            "skipped": [{"source": s.source, "reason": s.reason} for s in result.skipped],
+            "counts": {
+                "documents": len(result.records),
+                "chunks": len(result.chunks),
+                "retrievable_chunks": len(chunks),
+                "duplicates": result.duplicates,
+                "skipped": len(result.skipped),
+                "units": len(units),
+                "embedded": len(todo),
+                "reused_vectors": len(chunks) + len(units) - len(todo),
+            },
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "build": {
+                **{k: round(v, 4) for k, v in result.timings.items()},
+                "embed": round(t_embed, 4),
+                "segment": round(t_segment, 4),
+                "index": round(t_index, 4),
+            },
+        }
+        manifest["build"]["total"] = round(time.perf_counter() - t_start + sum(result.timings.values()), 4)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
+        _swap_into_place(tmp, out)
+    except BaseException:
+        # never leave a half-written folder behind; the previous index is untouched
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return manifest
 
 

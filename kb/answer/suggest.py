@@ -16,7 +16,8 @@ _TEMPLATES = (
     (re.compile(r"(区别|差异|不同)$"), "{}是什么？"),
     (re.compile(r"关系$"), "{}是怎样的？"),
     (re.compile(r"(争吵|冲突|矛盾|分歧)"), "{}的原因是什么？"),
-    (re.compile(r"(协作|配合|协调|合作)"), "如何做好{}？"),
+    (re.compile(r"(协作|配合|协调|合作)之道$"), "{}是什么？"),
+    (re.compile(r"(协作|配合|协调|合作)$"), "如何做好{}？"),
     (re.compile(r"(阶段|方向|趋势|标准|发展)$"), "{}是什么？"),
 )
 
@@ -25,7 +26,7 @@ def question_for(label: str) -> str | None:
     """A natural question for a heading, or None when the heading does not suggest one."""
     text = to_simplified(strip_marker(_PREFIX.sub("", label.strip()))).strip(" :：。，,")
     text = re.sub(r"^(关于|浅谈|谈谈|论)", "", text)
-    if not (4 <= len(text) <= 22) or "…" in text:
+    if not (4 <= len(text) <= 22) or any(ch in text for ch in "…,，;；"):
         return None
     for pattern, template in _TEMPLATES:
         if pattern.search(text):
@@ -34,11 +35,13 @@ def question_for(label: str) -> str | None:
 
 
 def heading_questions(index) -> list[str]:
-    """Questions from every section label of the index, in document order, without repeats."""
+    """Questions from the heading lines of the index (whole lines the chunker recognised as
+    headings, not labels cut from long paragraphs), in document order, without repeats."""
     out: list[str] = []
-    for chunk in index.chunks:
-        for label in chunk.section.split(" > ") if chunk.section else []:
-            q = question_for(label)
-            if q and q not in out:
-                out.append(q)
+    for i, unit in enumerate(index.units):
+        if unit.kind != "heading":
+            continue
+        q = question_for(index.unit_text(i))
+        if q and q not in out:
+            out.append(q)
     return out
