@@ -215,9 +215,11 @@ def latency(svc: Any, questions: Sequence[str], qcache: QueryCache, progress: bo
     for q in questions[:3]:
         svc.ask(q)  # warm-up (lazy structures, caches)
     rows: dict[str, list[float]] = {k: [] for k in (
-        "search", "search_no_embed", "search_bm25", "search_dense_no_embed", "ask", "ask_no_embed")}
+        "embed", "search", "search_no_embed", "search_bm25", "search_dense_no_embed", "ask", "ask_no_embed")}
     _say(progress, f"latency: {len(questions)} questions at corpus scale ...")
     for q in questions:
+        norm = retr.queries.process(q).normalized
+        rows["embed"].append(timed(lambda n=norm: svc.embedder.embed_queries([n]))[0])
         rows["search"].append(timed(lambda q=q: svc.search(q, k=5))[0])
         rows["ask"].append(timed(lambda q=q: svc.ask(q))[0])
     qcache.prime([retr.queries.process(q).normalized for q in questions])
@@ -276,6 +278,7 @@ def scale_run(svc: Any, questions: Sequence[str], qcache: QueryCache, refs: Refs
               seed: int = 0) -> dict[str, Any]:
     """Search and ask latency with the crud20k distractors added to the corpus chunks."""
     import bm25s
+    import faiss
 
     from kb.benchdata import DISTRACTORS, bench_dir, load_passages
     from kb.index import KnowledgeIndex, _vector_index, index_text
@@ -318,14 +321,24 @@ def scale_run(svc: Any, questions: Sequence[str], qcache: QueryCache, refs: Refs
     for q in questions[:3]:
         retr.search(q, k=5)
     rows: dict[str, list[float]] = {k: [] for k in (
-        "search_no_embed", "search", "search_bm25", "search_dense_no_embed", "ask", "ask_no_embed")}
+        "embed", "search_no_embed", "search", "search_bm25", "search_dense_no_embed",
+        "search_dense_no_embed_1thread", "ask", "ask_no_embed")}
     _say(progress, f"scale: latency over {len(questions)} questions ...")
     for q in questions:
         rows["search_no_embed"].append(timed(lambda q=q: retr.search(q, k=5, mode="hybrid"))[0])
         rows["search_bm25"].append(timed(lambda q=q: retr.search(q, k=5, mode="bm25"))[0])
         rows["search_dense_no_embed"].append(timed(lambda q=q: retr.search(q, k=5, mode="dense"))[0])
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)  # one query at a time: does OpenMP help or hurt?
+    try:
+        for q in questions:
+            rows["search_dense_no_embed_1thread"].append(timed(lambda q=q: retr.search(q, k=5, mode="dense"))[0])
+    finally:
+        faiss.omp_set_num_threads(threads)
     retr.embedder = svc.embedder
     for q in questions:
+        norm = svc.queries.process(q).normalized
+        rows["embed"].append(timed(lambda n=norm: svc.embedder.embed_queries([n]))[0])
         rows["search"].append(timed(lambda q=q: retr.search(q, k=5, mode="hybrid"))[0])
     # ask at scale: the service answers from the big index (its units are the corpus's)
     old_index, old_retr = svc.index, svc.retriever
@@ -342,7 +355,7 @@ def scale_run(svc: Any, questions: Sequence[str], qcache: QueryCache, refs: Refs
         "distractors": len(passages), "distractor_chars": sum(len(p.text) for p in passages),
         "chunks": len(chunks), "vector_index": kind, "flat_index_max": cfg.retrieval.flat_index_max,
         "load_passages_s": round(load_s, 2), "tokens": tok_info, "bm25_build_s": round(bm25_build, 2),
-        "faiss_build_s": round(faiss_build, 2), "bm25s_reference": ref,
+        "faiss_build_s": round(faiss_build, 2), "faiss_threads": threads, "bm25s_reference": ref,
         "latency": {k: percentiles(v) for k, v in rows.items()},
     }
 
@@ -414,10 +427,12 @@ def run_bench(cfg: Config, n_queries: int = 50, scale: bool = True, progress: bo
 
 # -- report --------------------------------------------------------------------------------------
 LATENCY_ROWS = (
+    ("query embedding alone (interleaved)", "embed"),
     ("search hybrid k=5 (with query embedding)", "search"),
     ("search hybrid k=5, query vector cached", "search_no_embed"),
     ("search bm25 only", "search_bm25"),
     ("search dense only, query vector cached", "search_dense_no_embed"),
+    ("search dense only, query vector cached, FAISS 1 thread", "search_dense_no_embed_1thread"),
     ("ask (with query embedding)", "ask"),
     ("ask, query vector cached", "ask_no_embed"),
 )
@@ -499,7 +514,7 @@ def bench_markdown(res: dict[str, Any]) -> str:
                     f"{sc['distractor_chars']:,} characters)", "",
                 f"BM25 over real jieba tokens ({tok_note}; BM25 build {sc['bm25_build_s']} s); dense side: random unit "
                 f"vectors in `{sc['vector_index']}` (HNSW above {sc['flat_index_max']:,} vectors; build "
-                f"{sc['faiss_build_s']} s). Ask at scale answers from the corpus's own sentence units. "
+                f"{sc['faiss_build_s']} s; FAISS runs {sc['faiss_threads']} OpenMP threads unless noted). Ask at scale answers from the corpus's own sentence units. "
                 "Ratios in this table use the bm25s reference at this scale.", ""]
         out.append(md_table(*_latency_table(sc["latency"], refs, True)))
     elif sc:

@@ -35,6 +35,19 @@ _SHAPE_PATTERNS = (
 )
 _SPLIT_SIDES = re.compile(r"(.{2,12}?)(?:和|与|跟|同|及|对比|vs|VS)(.{2,12}?)(?:的|之间|有|在|相比|比较|区别|不同|差异|差别|哪|$)")
 _POINT_MAX = 110
+_ANNOUNCER = re.compile(
+    r"([:：]\s*$|以下|如下|下列|[一二三四五六七八九十两\d]+\s*(个|大|项|条)?\s*"
+    r"(方面|阶段|阶段|原则|要点|部分|类|种|点|步|职能|任务)[^，,]{0,6}[:：。]?\s*$)"
+)
+
+
+def _heading_style(text: str) -> str:
+    from ingest.chunk import HEADING_STYLES
+
+    for style, pattern in HEADING_STYLES:
+        if pattern.match(text):
+            return style
+    return ""
 MAX_CITATION_CHARS = 260
 
 
@@ -188,7 +201,12 @@ class ExtractiveAnswerer:
         shape = question_shape(resolved)
         chosen: list[int]
         lead_topic = ""
-        if shape in ("list", "why", "how", "fact"):
+        announced = self._announced(unit_cos) if shape in ("list", "how", "why", "fact") else None
+        structured = False
+        if announced:
+            chosen, lead_topic = announced
+            structured = True
+        elif shape in ("list", "why", "how", "fact"):
             # a list whose heading matches the question answers it whole; for a plain fact
             # question the heading must be the very best match
             chosen, lead_topic = self._pick_list(scored, cand_rows, unit_cos, strict=shape in ("fact", "why"))
@@ -203,7 +221,9 @@ class ExtractiveAnswerer:
             chosen = self._pick_sentences(scored, 3, rows)
         if not chosen:
             return self._refuse(question, resolved, script, conf, qvec, t0, t1)
-        chosen = self._ensure_top_passage(chosen, scored, rows)
+        structured = structured or sum(1 for u in chosen if idx.units[u].list_id >= 0) >= 2
+        if not structured:
+            chosen = self._ensure_top_passage(chosen, scored, rows)
         chosen = self._complete(chosen)
 
         answer_md, citations = self._compose(chosen, shape, lead_topic, script, scored, tokens)
@@ -299,10 +319,7 @@ class ExtractiveAnswerer:
             vals = sorted((unit_cos[u] for u in members), reverse=True)
             first = min(members, key=lambda u: idx.units[u].start)
             # headings, leads and intro sentences above the list in its chunk
-            above = [
-                u for u in idx.units_of_chunk.get(row, [])
-                if idx.units[u].end <= idx.units[first].start and idx.units[u].list_id < 0
-            ][-3:]
+            above = self._above(row, first)
             topic = max((unit_cos.get(u, 0.0) for u in above), default=0.0)
             s = 0.5 * max(topic, vals[0]) + 0.5 * float(np.mean(vals[:3])) - 0.01 * rows.index(row)
             if s > best_score:
@@ -316,6 +333,59 @@ class ExtractiveAnswerer:
         row, lid = best_key
         items = self._list_units(lid, row)
         return items[:14], self._list_topic(row, items[0])
+
+    def _announced(self, unit_cos: dict[int, float]) -> tuple[list[int], str] | None:
+        """When the best-matching unit announces what follows ("可以划分为四个阶段:",
+        "以下是…的控制要点。", "主要任务有四个大方面:"), the answer is what it announces: the list
+        that follows it, or the run of sub-headings of one style that follows it, possibly in
+        the next chunks of the same document."""
+        if not unit_cos:
+            return None
+        idx = self.svc.index
+        best = max(unit_cos, key=lambda u: unit_cos[u])
+        text = idx.unit_text(best).strip()
+        if not _ANNOUNCER.search(text) or idx.units[best].list_id >= 0:
+            return None
+        following: list[int] = []
+        row = idx.units[best].chunk
+        source = idx.chunks[row].source
+        for r in range(row, min(row + 8, len(idx.chunks))):
+            if idx.chunks[r].source != source:
+                break
+            following.extend(u for u in idx.units_of_chunk.get(r, []) if idx.units[u].start >= idx.units[best].end)
+        if not following:
+            return None
+        first = following[0]
+        kind = idx.units[first].kind
+        picked: list[int] = []
+        if kind == "item" and idx.units[first].list_id >= 0:
+            picked = self._list_units(idx.units[first].list_id, idx.units[first].chunk)
+        elif kind == "heading":
+            style = _heading_style(idx.unit_text(first))
+            if not style:
+                return None
+            for u in following:
+                if idx.units[u].kind == "heading":
+                    if _heading_style(idx.unit_text(u)) != style:
+                        break
+                    picked.append(u)
+        if len(picked) < 2:
+            return None
+        return [best] + picked[:14], ""
+
+    def _above(self, row: int, first_item: int) -> list[int]:
+        """The (at most three) non-list units right above a list in its chunk, after any
+        earlier list: its heading, lead line or introducing sentence."""
+        idx = self.svc.index
+        out: list[int] = []
+        for u in idx.units_of_chunk.get(row, []):
+            if idx.units[u].end > idx.units[first_item].start:
+                break
+            if idx.units[u].list_id >= 0:
+                out = []  # an earlier list: what stood above it is not this list's topic
+            else:
+                out.append(u)
+        return out[-3:]
 
     def _topic_unit(self, row: int, first_item: int) -> int | None:
         """The lead line or heading unit right above a list in its chunk."""
@@ -331,11 +401,7 @@ class ExtractiveAnswerer:
     def _list_topic(self, row: int, first_item: int) -> str:
         """The lead line or heading right above a list, as a topic for the lead sentence."""
         idx = self.svc.index
-        above = [
-            u for u in idx.units_of_chunk.get(row, [])
-            if idx.units[u].end <= idx.units[first_item].start and idx.units[u].kind in ("lead", "heading")
-            and len(idx.unit_text(u)) <= 30
-        ]
+        above = [u for u in self._above(row, first_item) if len(idx.unit_text(u)) <= 30]
         if above:
             # the shortest heading above the list names it best ("(一)市场部经理的职责")
             u = min(above[-2:], key=lambda u: len(idx.unit_text(u)))
@@ -362,12 +428,12 @@ class ExtractiveAnswerer:
     def _ensure_top_passage(self, chosen: list[int], scored: dict[int, float], rows: list[int]) -> list[int]:
         """The best-ranked passage always contributes: when the chosen points come from
         elsewhere, its best sentence is added (it is what retrieval trusts most). The next
-        passages add their best sentence when it matches nearly as well as the best point."""
+        passages add their best sentence when it matches nearly as well as the best point.
+        Not used for whole-list answers, which stand on their own."""
         idx = self.svc.index
         out = list(chosen)
         best = max((scored.get(u, 0.0) for u in chosen), default=0.0)
-        is_list = sum(1 for u in chosen if idx.units[u].list_id >= 0) >= 2
-        for rank, row in enumerate(rows[: 1 + (0 if is_list else self.settings.extra_passages)]):
+        for rank, row in enumerate(rows[: 1 + self.settings.extra_passages]):
             if any(idx.units[u].chunk == row for u in out):
                 continue
             top = [u for u in scored if idx.units[u].chunk == row and len(idx.unit_text(u)) >= 8]
