@@ -313,8 +313,10 @@ class ExtractiveAnswerer:
                 lists.setdefault((unit.chunk, unit.list_id), []).append(u)
         best_key, best_score, best_topic = None, -1.0, 0.0
         top_raw = max(unit_cos.values(), default=0.0)
+        # lists in the three best passages, or right after them
+        allowed = set(rows[:3]) | {r + 1 for r in rows[:3]}
         for (row, lid), members in lists.items():
-            if len(members) < 2:
+            if len(members) < 2 or row not in allowed:
                 continue
             vals = sorted((unit_cos[u] for u in members), reverse=True)
             first = min(members, key=lambda u: idx.units[u].start)

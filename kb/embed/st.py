@@ -19,7 +19,9 @@ class SentenceTransformerEmbedder:
         except ImportError as e:  # pragma: no cover - a declared dependency
             raise RuntimeError("pip install sentence-transformers to use this embedder") from e
         self._model = SentenceTransformer(model, device="cpu")
-        self.dim = int(self._model.get_sentence_embedding_dimension())
+        # sentence-transformers 6 renamed get_sentence_embedding_dimension
+        dimension = getattr(self._model, "get_embedding_dimension", None)
+        self.dim = int((dimension or self._model.get_sentence_embedding_dimension)())
         self.id = f"sentence-transformers:{model}"
         self.batch_size = batch_size
 

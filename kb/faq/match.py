@@ -4,9 +4,10 @@ Two tests, both required:
 
 1. The lexical guard (``QuestionTerms`` / ``guard``). A question is reduced to its intent
    (why / how / difference / quantity / time / who, or none) and its *hard terms*: glossary
-   concepts (synonyms fold to one concept: 职责 = 职能 = 任务 = 干什么 …), domain-dictionary
-   words, and words that are rare in the corpus. Common words (in at least ``SOFT_DF`` of the
-   passages, e.g. 工作, 负责) and question fillers are *soft*: they may differ freely. The
+   concepts (synonyms fold to one concept: 职责 = 职能 = 任务 = 干什么 = 负责什么 …), domain-
+   dictionary words and every other word, except question fillers (``GENERIC``: 有, 哪些,
+   负责, 工作, 平时 …) and words in at least ``SOFT_DF`` of the passages, which are *soft*:
+   they may differ freely. The
    question and the entry question (or one of its alt questions) must have the same intent and
    the same hard terms. So 销售部经理的职责 ≠ 市场部经理的职责 (销售部 for 市场部), 市场部经理的工资
    ≠ …的职责 (工资 for 职责), and …冲突怎么解决 ≠ …为什么会发生冲突 (how for why).
@@ -34,7 +35,13 @@ from kb.faq.store import FaqEntry
 from kb.query import QUESTION_WORDS, load_glossary
 from kb.segment import Segmenter
 
-SOFT_DF = 0.15  # a word in at least this share of the passages is common: it may differ
+SOFT_DF = 0.5  # a word in at least half of the passages (部门, 公司 here) is not distinctive
+# question phrasings the glossary lacks, folded into its concepts for matching only (the
+# first term names the glossary concept; these never reach retrieval)
+PHRASINGS: tuple[tuple[str, ...], ...] = (
+    ("职责", "负责什么", "负责哪些", "负责些什么", "负责的事", "做什么", "做哪些", "做些什么",
+     "干哪些", "干些什么", "管什么", "管哪些"),
+)
 # question fillers and verbs that carry no topic; never hard
 GENERIC = frozenset(
     "有 没有 哪些 哪几 几个 几点 几种 几方面 什么 是 会 能 要 该 应该 应当 需要 可以 发生 产生 出现 存在 "
@@ -79,7 +86,7 @@ class Vocabulary:
                  domain_words: Iterable[str], passages: list[str]):
         self.segmenter = segmenter
         self.concept_of: dict[str, str] = {}
-        for group in glossary:
+        for group in [*glossary, *PHRASINGS]:
             head = group[0]
             for term in group:
                 self.concept_of.setdefault(term, head)
