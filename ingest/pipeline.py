@@ -58,9 +58,19 @@ class IngestResult:
 
 
 def ingest_fingerprint(settings: ChunkSettings) -> str:
-    """Identity of the cleaning rules and chunk settings: a change re-chunks every document."""
+    """Identity of the loaders, cleaning rules and chunker (their code) and the chunk settings:
+    a change to any of them re-chunks every document on the next ingest."""
+    import ingest.chunk
+    import ingest.clean
+    import ingest.loaders
+
     rules = [(r.name, r.pattern.pattern, r.pattern.flags) for r in RULES]
-    raw = json.dumps({"rules": rules, "chunking": settings.as_dict()}, ensure_ascii=False)
+    code = hashlib.sha256()
+    for module in (ingest.chunk, ingest.clean, ingest.loaders):
+        code.update(Path(module.__file__).read_bytes())
+    raw = json.dumps(
+        {"rules": rules, "chunking": settings.as_dict(), "code": code.hexdigest()}, ensure_ascii=False
+    )
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 

@@ -42,6 +42,7 @@ from kb.segment import Segmenter
 from kb.units import Unit, split_units
 
 log = logging.getLogger(__name__)
+logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
