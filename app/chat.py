@@ -60,6 +60,11 @@ class ChatHandlers:
             messages.append({"role": "assistant", "content": f"这个问题无法处理：{html.escape(str(e))}"})
             yield "", messages, turns, gr.skip()
             return
+        except Exception:  # logged in full; the user sees a short message, not a traceback
+            log.exception("answering %r failed", q)
+            messages.append({"role": "assistant", "content": "抱歉，回答时出错了，请稍后再试。"})
+            yield "", messages, turns, gr.skip()
+            return
         msg: dict = {
             "role": "assistant",
             "content": message_markdown(answer, self._documents(answer["citations"])),
@@ -91,10 +96,8 @@ class ChatHandlers:
         else:  # un-clicked or a custom option: nothing to store
             return turns, gr.skip(), gr.skip(), gr.skip()
         turns = list(turns or [])
-        for i, t in enumerate(turns):
-            if t["index"] == index:
-                break
-        else:
+        i = next((k for k, t in enumerate(turns) if t["index"] == index), None)
+        if i is None:  # a thumb on a message that is not an answer
             return turns, gr.skip(), gr.skip(), gr.skip()
         t = dict(turns[i])
         a = t["answer"]
@@ -127,7 +130,7 @@ def wire_events(ui: ChatUI, handlers: ChatHandlers) -> None:
         ui.chatbot.option_select(handlers.respond_option, ask_inputs, ask_outputs)
         clear_outputs = [ui.chatbot, ui.turns, ui.feedback_target, ui.feedback_box, ui.textbox]
         ui.clear.click(handlers.clear, None, clear_outputs)
-        ui.chatbot.clear(handlers.clear, None, clear_outputs)
+        ui.chatbot.clear(handlers.clear, None, clear_outputs)  # its own trash icon
         ui.chatbot.like(
             handlers.rate, [ui.turns],
             [ui.turns, ui.feedback_target, ui.feedback_box, ui.feedback_note],

@@ -47,6 +47,10 @@ footer { opacity: .7; }
 }
 #kb-chatbot { border-radius: 14px; }
 #kb-chatbot .message-wrap { font-size: 15px; line-height: 1.7; }
+/* answers with sources use the full width of the conversation */
+#kb-chatbot .message-row.bot-row:has(.kb-sources) { width: 100% !important; }
+#kb-chatbot .bot-row:has(.kb-sources) .flex-wrap,
+#kb-chatbot .bot-row:has(.kb-sources) .message { width: 100% !important; }
 #kb-input textarea { font-size: 15px; }
 .kb-side h3 { margin: 4px 0 8px; font-size: 14px; color: #475569; font-weight: 600; }
 .kb-side button.kb-starter {
@@ -71,6 +75,7 @@ footer { opacity: .7; }
 #kb-input button.submit-button:hover { background: #2746b0 !important; }
 #kb-input button.submit-button:disabled { opacity: .5; }
 #kb-feedback { border: 1px solid #c7d2fe; background: #f5f7ff; }
+#kb-feedback-note { padding: 8px 14px 0; font-size: 14px; color: #334155; }
 
 /* answers: citation chips, sources, highlighted passages */
 .kb-ref {
@@ -162,18 +167,32 @@ def build_layout(title: str, welcome: str, starters: list[str], documents: list[
                 chatbot = gr.Chatbot(
                     elem_id="kb-chatbot",
                     show_label=False,
-                    height=620,
+                    height="calc(100vh - 290px)",
+                    min_height=420,
                     placeholder=(
-                        f"### {html.escape(title)}\n\n{html.escape(welcome)}\n\n"
-                        "点右侧的常见问题，或直接在下面输入。"
+                        "#### 有什么想了解的？\n\n"
+                        "每条回答都标有出处编号，如 [1]；点开出处，就能看到它在原文中的位置，"
+                        "被引用的句子会高亮显示。\n\n"
+                        "可以先点右侧的常见问题，或者直接在下面输入。"
                     ),
                     latex_delimiters=[],
                     feedback_options=("Like", "Dislike"),
-                    buttons=["copy"],
+                    buttons=[],  # "copy" would copy the sources' HTML
                     sanitize_html=True,
                     allow_tags=False,
                     layout="bubble",
                 )
+                with gr.Group(visible=False, elem_id="kb-feedback") as feedback_box:
+                    feedback_note = gr.Markdown(elem_id="kb-feedback-note")
+                    with gr.Row(equal_height=True):
+                        feedback_comment = gr.Textbox(
+                            show_label=False,
+                            placeholder="补充说明（可选）：哪里有用，或者哪里不对？",
+                            max_length=2000,
+                            scale=8,
+                            elem_id="kb-feedback-comment",
+                        )
+                        feedback_submit = gr.Button("提交说明", scale=1, min_width=96)
                 with gr.Row(equal_height=True, elem_id="kb-input-row"):
                     textbox = gr.Textbox(
                         elem_id="kb-input",
@@ -188,17 +207,6 @@ def build_layout(title: str, welcome: str, starters: list[str], documents: list[
                     clear = gr.Button(
                         "清空对话", variant="secondary", scale=0, min_width=100, elem_id="kb-clear"
                     )
-                with gr.Group(visible=False, elem_id="kb-feedback") as feedback_box:
-                    feedback_note = gr.Markdown()
-                    with gr.Row(equal_height=True):
-                        feedback_comment = gr.Textbox(
-                            show_label=False,
-                            placeholder="补充说明（可选）：哪里有用，或者哪里不对？",
-                            max_length=2000,
-                            scale=8,
-                            elem_id="kb-feedback-comment",
-                        )
-                        feedback_submit = gr.Button("提交说明", scale=1, min_width=96)
             with gr.Column(scale=3, min_width=240, elem_classes=["kb-side"]):
                 starter_buttons = []
                 if starters:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from pathlib import Path
 
 from fastapi import APIRouter
@@ -40,6 +41,13 @@ def make_embed_router(config: Config, static_prefix: str, frame_ancestors: list[
         "starters": list(config.app.starters),
         "maxQuestionChars": config.answer.max_question_chars,
     }
+    values = {
+        "title": html.escape(config.app.title),
+        "static": static_prefix,
+        "config": _json_for_html(settings),
+    }
+    # one pass, so a placeholder-like string inside a value is never substituted again
+    page = re.sub(r"\{\{(\w+)\}\}", lambda m: values[m.group(1)], TEMPLATE.read_text(encoding="utf-8"))
     headers = {
         "Content-Security-Policy": embed_csp(frame_ancestors),
         "X-Content-Type-Options": "nosniff",
@@ -49,12 +57,6 @@ def make_embed_router(config: Config, static_prefix: str, frame_ancestors: list[
 
     @router.get("/embed", response_class=HTMLResponse)
     def embed() -> HTMLResponse:
-        page = (
-            TEMPLATE.read_text(encoding="utf-8")
-            .replace("{{title}}", html.escape(config.app.title))
-            .replace("{{static}}", static_prefix)
-            .replace("{{config}}", _json_for_html(settings))
-        )
         return HTMLResponse(page, headers=headers)
 
     return router

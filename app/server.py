@@ -8,13 +8,15 @@ from pathlib import Path
 
 import gradio as gr
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from app.api import install_error_handlers, make_router
 from app.chat import build_chat
 from app.chat_layout import CHAT_CSS, chat_theme
+from app.docs import install_docs
 from app.embed import make_embed_router
 from app.feedback import FeedbackStore, feedback_path
 from app.viewer import make_viewer_router
@@ -25,6 +27,8 @@ log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 STATIC_PREFIX = "/kb-static"
+MAX_BODY_BYTES = 1_000_000  # API request bodies above this are refused (413)
+CHAT_CONCURRENCY = 4  # chat questions answered at once (the API has its own thread pool)
 
 
 def _check_origins(name: str, origins: tuple[str, ...]) -> list[str]:
@@ -48,10 +52,20 @@ def create_app(config: Config, service: KnowledgeService | None = None) -> FastA
         title=config.app.title,
         summary="Cited answers over the knowledge base: ask, search, documents, feedback.",
         version="1",
+        docs_url=None,  # served from this machine by app.docs, not from a CDN
+        redoc_url=None,
     )
     app.state.service = service
     app.state.feedback = feedback
     install_error_handlers(app)
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next):
+        size = request.headers.get("content-length", "")
+        if request.url.path.startswith("/api/") and size.isdigit() and int(size) > MAX_BODY_BYTES:
+            return JSONResponse({"detail": f"request body over {MAX_BODY_BYTES:,} bytes"}, status_code=413)
+        return await call_next(request)
+
     app.add_middleware(
         CORSMiddleware,
         allow_origins=cors_origins,
@@ -59,15 +73,16 @@ def create_app(config: Config, service: KnowledgeService | None = None) -> FastA
         allow_headers=["Content-Type"],
         max_age=600,
     )
+    install_docs(app, config.app.title)
     app.include_router(make_router(service, feedback))
     app.include_router(make_embed_router(config, STATIC_PREFIX, embed_origins))
     app.include_router(make_viewer_router(service, STATIC_PREFIX))
     app.mount(STATIC_PREFIX, StaticFiles(directory=STATIC_DIR), name="kb-static")
 
-    blocks = build_chat(service, feedback)
+    blocks = build_chat(service, feedback).queue(default_concurrency_limit=CHAT_CONCURRENCY)
     return gr.mount_gradio_app(
         app, blocks, path="/", theme=chat_theme(), css=CHAT_CSS,
-        footer_links=[], run_history=False, ssr_mode=False,
+        footer_links=[], run_history=False, ssr_mode=False, show_error=False,
     )
 
 

@@ -87,12 +87,12 @@ def free_port() -> int:
 class LiveServer:
     """``app.server.create_app(config)`` served by uvicorn in a thread on a free port."""
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, port: int | None = None):
         from app.server import create_app
 
         self.config = config
         self.app = create_app(config)
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._server = uvicorn.Server(
             uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning")

@@ -4,14 +4,25 @@ document text, feedback that survives a restart, and no request to any other hos
 
 from __future__ import annotations
 
+import http.server
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import httpx
 import pytest
-from conftest_app import ADMIN_TOKEN, CORPUS, STARTERS, XSS_IMG, XSS_SCRIPT, LiveServer, tiny_config
+from conftest_app import (
+    ADMIN_TOKEN,
+    CORPUS,
+    STARTERS,
+    XSS_IMG,
+    XSS_SCRIPT,
+    LiveServer,
+    free_port,
+    tiny_config,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -187,6 +198,18 @@ def test_chat_renders_hostile_document_as_text(watched, server):
     w.assert_only_own_host()
 
 
+def test_api_docs_page_loads_offline(watched, server):
+    w = watched()
+    w.page.goto(server.url + "/docs")
+    try:
+        import fastapi_offline  # noqa: F401
+    except ImportError:
+        w.page.get_by_text("/openapi.json").first.wait_for()
+    else:
+        w.page.get_by_text("/api/ask").first.wait_for()  # Swagger UI rendered the spec
+    w.assert_only_own_host()
+
+
 # -- /embed ---------------------------------------------------------------------------------
 
 def test_embed_autosends_q_and_opens_citations(watched, server):
@@ -262,6 +285,65 @@ def test_embed_feedback_posts_to_api(watched, server):
     assert rows[0]["rating"] == "up" and rows[0]["comment"] == "清楚"
     assert rows[0]["channel"] == "api" and rows[0]["citations"]
     w.assert_only_own_host()
+
+
+class HostPage:
+    """A stand-in for an intranet site: serves a page that frames ``src`` in an iframe."""
+
+    def __init__(self, src: str):
+        body = f'<!doctype html><iframe id="kb" src="{src}" width="480" height="640"></iframe>'.encode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server's name)
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_embed_framing_follows_embed_origins(browser, tmp_path):
+    """A site listed in app.embed_origins can frame /embed; another site (same machine,
+    other origin: localhost instead of 127.0.0.1) gets a blocked frame."""
+    port = free_port()
+    host = HostPage(f"http://127.0.0.1:{port}/embed?q=" + quote(STARTERS[0]))
+    allowed = f"http://127.0.0.1:{host.port}"
+    cfg = tiny_config(tmp_path).replace(app__embed_origins=("'self'", allowed))
+    try:
+        with LiveServer(cfg, port=port) as live:
+            w = Watched(browser, live.url)
+            try:
+                page = w.page
+                page.goto(allowed + "/intranet.html")
+                frame = page.frame_locator("#kb")
+                frame.locator(".kb-bot details.kb-cite").first.wait_for()  # framed and answering
+
+                page.goto(f"http://localhost:{host.port}/other.html")
+                deadline = time.monotonic() + 10
+                while not any(f.url.startswith("chrome-error:") for f in page.frames):
+                    assert time.monotonic() < deadline, [f.url for f in page.frames]
+                    page.wait_for_timeout(100)  # the browser replaces a refused frame
+                embed = [f for f in page.frames if f.url.startswith(live.url)]
+                assert not any(f.locator("#kb-title").count() for f in embed), \
+                    "a site outside embed_origins could frame /embed"
+                hosts = {urlsplit(u).hostname for u in w.requests}
+                assert hosts <= {"127.0.0.1", "localhost"}, hosts
+                assert not w.dialogs
+            finally:
+                w.close()
+    finally:
+        host.close()
 
 
 # -- feedback survives a restart --------------------------------------------------------------
