@@ -214,9 +214,7 @@ class ExtractiveAnswerer:
                 n = 3 if shape == "fact" else 4
                 chosen = self._pick_sentences(scored, n, rows)
         elif shape == "difference":
-            chosen, lead_topic = self._pick_list(scored, cand_rows, unit_cos, strict=True)
-            if not chosen:
-                chosen = self._pick_contrast(scored, resolved, rows)
+            chosen = self._pick_contrast(scored, resolved, rows)
         else:
             chosen = self._pick_sentences(scored, 3, rows)
         if not chosen:
@@ -412,20 +410,28 @@ class ExtractiveAnswerer:
         return strip_marker(section).rstrip(":： ")
 
     def _pick_contrast(self, scored: dict[int, float], question: str, rows: list[int]) -> list[int]:
-        """Contrasting points from both sides of a 区别 question."""
+        """Contrasting points from both sides of a 区别 question: for each side the best
+        sentence that has it as its subject (near the start: "销售管理是指…", "市场部的目标是…"),
+        then the best general points."""
         sides = contrast_sides(question)
         base = self._pick_sentences(scored, 3, rows)
         if not sides:
             return base
         idx = self.svc.index
-        chosen = list(base)
+        chosen: list[int] = []
         for side in sides:
-            if any(side in normalize(idx.unit_text(u)) for u in chosen):
-                continue
-            mentioning = [u for u in scored if side in normalize(idx.unit_text(u)) and u not in chosen]
-            if mentioning:
-                chosen.append(max(mentioning, key=lambda u: scored[u]))
-        return chosen[: self.settings.max_points]
+            subject = []
+            for u in scored:
+                head = normalize(strip_marker(idx.unit_text(u)))
+                others = [o for o in sides if o != side]
+                if 0 <= head.find(side) <= 3 and u not in chosen and not any(o in head[:20] for o in others):
+                    subject.append(u)
+            if subject:
+                chosen.append(max(subject, key=lambda u: scored[u]))
+        for u in base:
+            if u not in chosen:
+                chosen.append(u)
+        return chosen[: min(4, self.settings.max_points)]
 
     def _ensure_top_passage(self, chosen: list[int], scored: dict[int, float], rows: list[int]) -> list[int]:
         """The best-ranked passage always contributes: when the chosen points come from
