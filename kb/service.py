@@ -17,6 +17,8 @@ from kb.answer.followup import resolve_followup
 from kb.config import Config
 from kb.embed import make_embedder
 from kb.embed.base import Embedder
+from kb.faq.curate import check_after_ingest
+from kb.faq.service import FaqService
 from kb.hits import Hit
 from kb.index import (
     IndexError_,
@@ -71,6 +73,8 @@ def run_ingest(
         result, embedder, segmenter, config.index_path, config.chunking.as_dict(),
         flat_max=config.retrieval.flat_index_max, cache=cache, progress=progress,
     )
+    # approved FAQ entries citing a changed or removed document are flagged for review
+    check_after_ingest(config, {s: r.document for s, r in result.records.items()})
     return result, manifest
 
 
@@ -106,6 +110,7 @@ class KnowledgeService:
             make_reranker(config.retrieval.reranker),
         )
         self.answerer = make_answerer(config.answer, self)
+        self.faq = FaqService(self)  # curated answers; flags entries whose documents changed
         self.load_seconds = time.perf_counter() - t0
 
     # -- adapters call these ------------------------------------------------------------
@@ -113,15 +118,21 @@ class KnowledgeService:
         self._check_question(question)
         return self.retriever.search(question, k=k, mode=mode)
 
-    def ask(self, question: str, history: list | None = None) -> Answer:
-        """Answer ``question`` (resolving a follow-up against ``history``) with citations."""
+    def ask(self, question: str, history: list | None = None, *, use_faq: bool = True,
+            log: bool = True) -> Answer:
+        """Answer ``question`` (resolving a follow-up against ``history``) with citations: from
+        an approved FAQ entry when one matches (``use_faq``), else from the documents. ``log``
+        records the question in the FAQ ask log."""
         self._check_question(question)
         t0 = time.perf_counter()
         resolved = resolve_followup(question, history or [])
         t1 = time.perf_counter()
-        answer = self.answerer.answer(question, resolved)
+        hit = self.faq.answer(question, resolved) if use_faq else None
+        answer = hit.answer if hit else self.answerer.answer(question, resolved)
         answer.timings_ms["followup"] = round((t1 - t0) * 1000, 2)
         answer.timings_ms["total"] = round((time.perf_counter() - t0) * 1000, 2)
+        if log:
+            self.faq.log_question(answer, hit.entry_id if hit else None)
         return answer
 
     def document(self, source: str) -> Document:

@@ -39,7 +39,7 @@ SOFT_DF = 0.5  # a word in at least half of the passages (部门, 公司 here) i
 # question phrasings the glossary lacks, folded into its concepts for matching only (the
 # first term names the glossary concept; these never reach retrieval)
 PHRASINGS: tuple[tuple[str, ...], ...] = (
-    ("职责", "负责什么", "负责哪些", "负责些什么", "负责的事", "做什么", "做哪些", "做些什么",
+    ("职责", "岗位职责", "负责什么", "负责哪些", "负责些什么", "负责的事", "做什么", "做哪些", "做些什么",
      "干哪些", "干些什么", "管什么", "管哪些"),
 )
 # question fillers and verbs that carry no topic; never hard
@@ -47,7 +47,8 @@ GENERIC = frozenset(
     "有 没有 哪些 哪几 几个 几点 几种 几方面 什么 是 会 能 要 该 应该 应当 需要 可以 发生 产生 出现 存在 "
     "老 总 总是 老是 经常 常常 平时 平常 一般 通常 主要 具体 都 分别 包括 包含 涉及 内容 事情 东西 情况 "
     "做 干 搞 弄 负责 工作 呢 吗 啊 吧 请问 请 说说 讲讲 介绍 告诉 我 我们 你 你们 想 知道 了解 一下 "
-    "之间 两个 部门 公司 企业 的 了 与 和 跟 同 及 以及 或 还是 些 个".split()
+    "之间 两个 部门 公司 企业 的 了 与 和 跟 同 及 以及 或 还是 些 个 一些 有何 何 何种 更 更好 更加 "
+    "进一步 加强 承担 日常 每天 每日 平常".split()
 )
 _INTENTS: tuple[tuple[str, str], ...] = (
     ("why", r"为什么|为啥|为何|原因|因素|根源|怎么会|缘故|起因|何故"),
@@ -93,7 +94,8 @@ class Vocabulary:
         self._terms = sorted(self.concept_of, key=len, reverse=True)
         self._terms_re = re.compile("|".join(map(re.escape, self._terms))) if self._terms else None
         self.domain = frozenset(normalize(w) for w in domain_words if w.strip())
-        self._passages = [normalize(p) for p in passages]
+        self._raw_passages = passages
+        self._passages: list[str] | None = None  # normalised on first use
         self._df: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -112,10 +114,12 @@ class Vocabulary:
         """Share of the passages containing ``word``."""
         v = self._df.get(word)
         if v is None:
+            with self._lock:
+                if self._passages is None:
+                    self._passages = [normalize(p) for p in self._raw_passages]
             n = sum(1 for p in self._passages if word in p)
             v = n / max(len(self._passages), 1)
-            with self._lock:
-                self._df[word] = v
+            self._df[word] = v
         return v
 
     def is_soft(self, word: str) -> bool:
@@ -233,14 +237,17 @@ class FaqMatcher:
         entry, variant, _ = variants[passing[best]]
         return Match(entry, variant, round(score, 4))
 
-    def explain(self, question: str) -> list[dict]:
+    def explain(self, question: str, vector: np.ndarray | None = None) -> list[dict]:
         """For every approved variant: cosine, guard verdict and whether it would match (for
-        `kb faq calibrate` and debugging "why did this hit")."""
+        `kb faq calibrate` and debugging "why did this hit"). ``vector``: the question's
+        embedding, when already computed."""
         variants, vectors = self._variants, self._vectors
         if not variants:
             return []
         q = self.vocab.terms(question)
-        sims = vectors @ self.embedder.embed_queries([normalize(question)])[0]
+        if vector is None:
+            vector = self.embedder.embed_queries([normalize(question)])[0]
+        sims = vectors @ vector
         out = []
         for (entry, variant, terms), s in zip(variants, sims, strict=True):
             g = guard(q, terms)

@@ -379,6 +379,13 @@ class FaqStore:
             )
             return int(cur.lastrowid)
 
+    def clear_log(self, before: str | None = None) -> int:
+        """Delete logged questions (all, or those asked before the ISO time ``before``)."""
+        with self.connect() as db:
+            if before:
+                return db.execute("DELETE FROM ask_log WHERE asked_at < ?", (before,)).rowcount
+            return db.execute("DELETE FROM ask_log").rowcount
+
     def asked(self, since: str | None = None, limit: int = 20_000) -> list[dict]:
         """Logged questions, newest first."""
         sql, args = "SELECT * FROM ask_log", []
