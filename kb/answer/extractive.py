@@ -309,7 +309,7 @@ class ExtractiveAnswerer:
             unit = idx.units[u]
             if unit.list_id >= 0 and unit.kind == "item":
                 lists.setdefault((unit.chunk, unit.list_id), []).append(u)
-        best_key, best_score, best_topic = None, -1.0, 0.0
+        best_key, best_score, best_topic, holds_best = None, -1.0, 0.0, False
         top_raw = max(unit_cos.values(), default=0.0)
         # lists in the three best passages, or right after them
         allowed = set(rows[:3]) | {r + 1 for r in rows[:3]}
@@ -321,14 +321,17 @@ class ExtractiveAnswerer:
             # headings, leads and intro sentences above the list in its chunk
             above = self._above(row, first)
             topic = max((unit_cos.get(u, 0.0) for u in above), default=0.0)
-            s = 0.5 * max(topic, vals[0]) + 0.5 * float(np.mean(vals[:3])) - 0.01 * rows.index(row)
+            s = 0.6 * max(topic, vals[0] - 0.02) + 0.4 * float(np.mean(vals[:3])) - 0.02 * rows.index(row)
             if s > best_score:
                 best_key, best_score, best_topic = (row, lid), s, topic
+                holds_best = vals[0] >= top_raw
         if best_key is None:
             return [], ""
         if strict and best_topic < top_raw - 0.005:
             return [], ""
-        if best_topic < top_raw - 0.015 and best_score < top_raw - 0.04:
+        # the list is the answer when its heading matches about as well as anything, or when
+        # it holds the single best-matching sentence
+        if best_topic < top_raw - 0.015 and best_score < top_raw - 0.04 and not holds_best:
             return [], ""
         row, lid = best_key
         items = self._list_units(lid, row)
