@@ -219,7 +219,8 @@ def build_layout(title: str, welcome: str, starters: list[str], documents: list[
                 gr.HTML(
                     '<h3>更多入口</h3><ul class="kb-links">'
                     '<li><a href="/embed" target="_blank">嵌入版聊天窗口</a>（可放进内网页面）</li>'
-                    '<li><a href="/docs" target="_blank">HTTP 接口文档</a></li></ul>'
+                    '<li><a href="/docs" target="_blank">HTTP 接口文档</a></li>'
+                    '<li><a href="/trainers" target="_blank">培训师入口</a>（常见问题维护，需登录）</li></ul>'
                 )
         turns = gr.State([])
         feedback_target = gr.State(None)

@@ -1,5 +1,6 @@
-"""One process: the HTTP API, the embeddable page, the document viewer and the Gradio chat
-(mounted at ``/``), all over one ``KnowledgeService`` loaded once."""
+"""One process: the HTTP API, the embeddable page, the document viewer, the trainers' FAQ page
+(``/trainers``, ``/api/admin/faq``) and the Gradio chat (mounted at ``/``), all over one
+``KnowledgeService`` loaded once."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from app.chat import build_chat
 from app.chat_layout import CHAT_CSS, chat_theme
 from app.docs import install_docs
 from app.embed import make_embed_router
+from app.faq_admin import make_faq_admin_router
 from app.feedback import FeedbackStore, feedback_path
 from app.viewer import make_viewer_router
 from kb.config import Config
@@ -76,6 +78,7 @@ def create_app(config: Config, service: KnowledgeService | None = None) -> FastA
     install_docs(app, config.app.title)
     app.include_router(make_router(service, feedback))
     app.include_router(make_embed_router(config, STATIC_PREFIX, embed_origins))
+    app.include_router(make_faq_admin_router(service, STATIC_PREFIX))  # /trainers, /api/admin/faq
     app.include_router(make_viewer_router(service, STATIC_PREFIX))
     app.mount(STATIC_PREFIX, StaticFiles(directory=STATIC_DIR), name="kb-static")
 
