@@ -9,7 +9,7 @@ import re
 from ingest.normalize import to_simplified
 from kb.units import strip_marker
 
-_PREFIX = re.compile(r"^第[一二三四五六七八九十\d]+[篇章节部][:：]?")
+_PREFIX = re.compile(r"^(第[一二三四五六七八九十\d]+[篇章节部][:：]?|\d+(\.\d+)+\s*)")
 _TEMPLATES = (
     (re.compile(r"(职责|职能|任务|工作内容|资料)$"), "{}有哪些？"),
     (re.compile(r"(原因|因素)$"), "{}有哪些？"),
@@ -19,6 +19,7 @@ _TEMPLATES = (
     (re.compile(r"(协作|配合|协调|合作)之道$"), "{}是什么？"),
     (re.compile(r"(协作|配合|协调|合作)$"), "如何做好{}？"),
     (re.compile(r"(阶段|方向|趋势|标准|发展)$"), "{}是什么？"),
+    (re.compile(r"(流程|步骤|程序|办法|制度|规定|要求|权限|范围|条件)$"), "{}是怎样的？"),
 )
 
 
