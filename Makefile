@@ -27,7 +27,9 @@ browser-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
 	fi
 
+# ingest first: incremental, so it takes about a second when corpus/ has not changed
 serve: setup
+	$(BIN)/kb ingest
 	$(BIN)/kb serve --host $(HOST) --port $(PORT)
 
 ingest: setup
