@@ -174,6 +174,28 @@ def classify(text: str, settings: ChunkSettings) -> tuple[str, str, str]:
     return "body", "", ""
 
 
+_GLUED_TITLE = re.compile(r"(?<=[。！？；!?;])([\u4e00-\u9fff]{2,10})$")
+_FIRST_ITEM = re.compile(r"^(?:[（(]?\s*[1一]\s*[、.．)）]|[1一](?=[\u4e00-\u9fff]))")
+
+
+def _split_glued_titles(blocks: list[Block]) -> list[Block]:
+    """Web copies often lose the line break before a heading: "...统一进行整合。结构层面" followed by
+    "1、明确战略重点". A short fragment after the last sentence end of a line, right before a list
+    that starts at 1, is split off as a title of its own (offsets stay exact)."""
+    out: list[Block] = []
+    for i, b in enumerate(blocks):
+        nxt = blocks[i + 1] if i + 1 < len(blocks) else None
+        m = _GLUED_TITLE.search(b.text) if nxt is not None and not nxt.after_gap else None
+        if m and b.kind in ("body", "item") and _FIRST_ITEM.match(nxt.text) and m.start(1) > 0:
+            cut = b.start + m.start(1)
+            head = b.text[: m.start(1)]
+            out.append(Block(b.start, cut, head, b.kind, b.style, b.label, b.after_gap))
+            out.append(Block(cut, b.end, m.group(1), "heading", "title", m.group(1), False))
+        else:
+            out.append(b)
+    return out
+
+
 def segment_blocks(doc: Document, noise: list[Noise], settings: ChunkSettings) -> list[Block]:
     blocks = []
     pieces = list(iter_pieces(doc.text, noise))
@@ -188,6 +210,7 @@ def segment_blocks(doc: Document, noise: list[Noise], settings: ChunkSettings) -
             # ("...計劃的.制定、...的測評-全球品牌網-和選用...") is not a bare title line
             kind, style, label = "body", "", ""
         blocks.append(Block(start, end, text, kind, style, label, gap))
+    blocks = _split_glued_titles(blocks)
     # a "title" line with nothing after it, or followed only by another title at the very end,
     # is body text (a closing remark), not a section of its own
     if blocks and blocks[-1].kind == "heading" and blocks[-1].style == "title":

@@ -34,7 +34,7 @@ import numpy as np
 
 from ingest.models import Chunk
 from kb.config import Config
-from kb.evaluate import DEV_PATH, QueryCache, fmt, load_dev, md_table, text_table
+from kb.evaluate import DEV_PATH, QueryCache, ask_quietly, load_dev, md_table, text_table
 
 REF_EMBED = "embed"
 REF_BM25 = "bm25s"
@@ -77,19 +77,28 @@ def _say(progress: bool, msg: str) -> None:
 
 
 class Refs:
-    """The reference timings every other timing is divided by."""
+    """The reference timings a section's timings are divided by, measured right before that
+    section (the CPUs may be shared: a reference taken minutes earlier can mislead)."""
 
-    def __init__(self, embed_ms: float, bm25_ms: float, bm25_scale_ms: float | None = None):
+    def __init__(self, embed_ms: float, bm25_ms: float, bm25_docs: int):
         self.embed_ms = embed_ms
         self.bm25_ms = bm25_ms
-        self.bm25_scale_ms = bm25_scale_ms
+        self.bm25_docs = bm25_docs
+        self.loadavg = round(os.getloadavg()[0], 2)
 
-    def ratios(self, ms: float | None, scale: bool = False) -> dict[str, float | None]:
-        bm = self.bm25_scale_ms if scale and self.bm25_scale_ms else self.bm25_ms
+    def ratios(self, ms: float | None) -> dict[str, float | None]:
         if ms is None:
             return {REF_EMBED: None, REF_BM25: None}
         return {REF_EMBED: round(ms / self.embed_ms, 2) if self.embed_ms else None,
-                REF_BM25: round(ms / bm, 1) if bm else None}
+                REF_BM25: round(ms / self.bm25_ms, 1) if self.bm25_ms else None}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"embed_query_ms": self.embed_ms, "bm25s_query_ms": self.bm25_ms,
+                "bm25s_docs": self.bm25_docs, "loadavg_1min": self.loadavg}
+
+    def describe(self) -> str:
+        return (f"references: one query embedding {self.embed_ms:.2f} ms (median of 20), plain bm25s "
+                f"query {self.bm25_ms:.4f} ms over {self.bm25_docs:,} chunks; load average {self.loadavg}")
 
 
 # -- references ----------------------------------------------------------------------------------
@@ -175,7 +184,9 @@ with open(sys.argv[1], "rb") as fh:
     cfg = pickle.load(fh)
 svc = KnowledgeService(cfg, build_if_missing=False, progress=False)
 t2 = time.time()
-a = svc.ask(sys.argv[2])
+import inspect
+quiet = {"log": False} if "log" in inspect.signature(svc.ask).parameters else {}  # not into the FAQ ask log
+a = svc.ask(sys.argv[2], **quiet)
 t3 = time.time()
 print(json.dumps({"t0": t0, "import_s": t1 - t0, "load_s": t2 - t1, "first_ask_s": t3 - t2, "done": t3,
                   "answered": a.answered, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
@@ -213,7 +224,7 @@ def latency(svc: Any, questions: Sequence[str], qcache: QueryCache, progress: bo
     """search / ask latency over ``questions`` with the loaded service."""
     retr = svc.retriever
     for q in questions[:3]:
-        svc.ask(q)  # warm-up (lazy structures, caches)
+        ask_quietly(svc, q)  # warm-up (lazy structures, caches)
     rows: dict[str, list[float]] = {k: [] for k in (
         "embed", "search", "search_no_embed", "search_bm25", "search_dense_no_embed", "ask", "ask_no_embed")}
     _say(progress, f"latency: {len(questions)} questions at corpus scale ...")
@@ -221,7 +232,7 @@ def latency(svc: Any, questions: Sequence[str], qcache: QueryCache, progress: bo
         norm = retr.queries.process(q).normalized
         rows["embed"].append(timed(lambda n=norm: svc.embedder.embed_queries([n]))[0])
         rows["search"].append(timed(lambda q=q: svc.search(q, k=5))[0])
-        rows["ask"].append(timed(lambda q=q: svc.ask(q))[0])
+        rows["ask"].append(timed(lambda q=q: ask_quietly(svc, q))[0])
     qcache.prime([retr.queries.process(q).normalized for q in questions])
     real = retr.embedder
     retr.embedder = qcache
@@ -230,7 +241,7 @@ def latency(svc: Any, questions: Sequence[str], qcache: QueryCache, progress: bo
             rows["search_no_embed"].append(timed(lambda q=q: retr.search(q, k=5, mode="hybrid"))[0])
             rows["search_bm25"].append(timed(lambda q=q: retr.search(q, k=5, mode="bm25"))[0])
             rows["search_dense_no_embed"].append(timed(lambda q=q: retr.search(q, k=5, mode="dense"))[0])
-            rows["ask_no_embed"].append(timed(lambda q=q: svc.ask(q))[0])
+            rows["ask_no_embed"].append(timed(lambda q=q: ask_quietly(svc, q))[0])
     finally:
         retr.embedder = real
     return {k: percentiles(v) for k, v in rows.items()}
@@ -243,12 +254,12 @@ def distractor_tokens(cfg: Config, segmenter: Any, passages: Sequence[Any], prog
     from kb.benchdata import texts_digest
 
     texts = [p.text for p in passages]
-    path = cfg.data_dir / "cache" / "bench" / f"crud20k-tokens-{segmenter.fingerprint}-{texts_digest(texts)}.npz"
+    path = cfg.data_dir / "cache" / "bench" / f"crud20k-tokens-v2-{segmenter.fingerprint}-{texts_digest(texts)}.npz"
     info: dict[str, Any] = {"cache": str(path)}
     if path.exists():
         t0 = time.perf_counter()
         z = np.load(path, allow_pickle=False)
-        vocab = z["vocab"].tolist()
+        vocab = z["vocab"].tobytes().decode("utf-8").split("\n")
         ids, offsets = z["ids"], z["offsets"]
         tokens = [[vocab[i] for i in ids[offsets[j] : offsets[j + 1]]] for j in range(len(offsets) - 1)]
         info.update(cached=True, load_s=round(time.perf_counter() - t0, 2))
@@ -269,13 +280,15 @@ def distractor_tokens(cfg: Config, segmenter: Any, passages: Sequence[Any], prog
     flat = [vocab.setdefault(w, len(vocab)) for toks in tokens for w in toks]
     offsets = np.cumsum([0] + [len(t) for t in tokens]).astype(np.int64)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, vocab=np.array(list(vocab), dtype=str), ids=np.asarray(flat, np.int32), offsets=offsets)
+    # the vocabulary as one newline-joined UTF-8 blob (tokens never hold whitespace)
+    blob = np.frombuffer("\n".join(vocab).encode("utf-8"), dtype=np.uint8)
+    np.savez(path, vocab=blob, ids=np.asarray(flat, np.int32), offsets=offsets)
     info.update(cached=False, segment_s=round(seconds, 1), chars_per_s=round(total / seconds, 1))
     return tokens, info
 
 
-def scale_run(svc: Any, questions: Sequence[str], qcache: QueryCache, refs: Refs, progress: bool,
-              seed: int = 0) -> dict[str, Any]:
+def scale_run(svc: Any, questions: Sequence[str], qcache: QueryCache, embed_questions: Sequence[str],
+              progress: bool, seed: int = 0) -> dict[str, Any]:
     """Search and ask latency with the crud20k distractors added to the corpus chunks."""
     import bm25s
     import faiss
@@ -316,7 +329,7 @@ def scale_run(svc: Any, questions: Sequence[str], qcache: QueryCache, refs: Refs
     retr = HybridRetriever(big, qcache, svc.segmenter, svc.queries, cfg.retrieval, svc.retriever.reranker)
     qtokens = [svc.segmenter.tokens(svc.queries.process(q).lexical) for q in questions]
     ref = _bm25s_query_ref(bm, qtokens)
-    refs.bm25_scale_ms = ref["median_ms"]
+    refs = Refs(embed_reference(svc.embedder, embed_questions)["median_ms"], ref["median_ms"], len(chunks))
     qcache.prime([svc.queries.process(q).normalized for q in questions])
     for q in questions[:3]:
         retr.search(q, k=5)
@@ -345,10 +358,10 @@ def scale_run(svc: Any, questions: Sequence[str], qcache: QueryCache, refs: Refs
     svc.index, svc.retriever = big, retr
     try:
         for q in questions:
-            rows["ask"].append(timed(lambda q=q: svc.ask(q))[0])
+            rows["ask"].append(timed(lambda q=q: ask_quietly(svc, q))[0])
         retr.embedder = qcache
         for q in questions:
-            rows["ask_no_embed"].append(timed(lambda q=q: svc.ask(q))[0])
+            rows["ask_no_embed"].append(timed(lambda q=q: ask_quietly(svc, q))[0])
     finally:
         svc.index, svc.retriever = old_index, old_retr
     return {
@@ -356,7 +369,7 @@ def scale_run(svc: Any, questions: Sequence[str], qcache: QueryCache, refs: Refs
         "chunks": len(chunks), "vector_index": kind, "flat_index_max": cfg.retrieval.flat_index_max,
         "load_passages_s": round(load_s, 2), "tokens": tok_info, "bm25_build_s": round(bm25_build, 2),
         "faiss_build_s": round(faiss_build, 2), "faiss_threads": threads, "bm25s_reference": ref,
-        "latency": {k: percentiles(v) for k, v in rows.items()},
+        "latency": {k: percentiles(v) for k, v in rows.items()}, "references": refs.to_dict(), "_refs": refs,
     }
 
 
@@ -392,32 +405,42 @@ def run_bench(cfg: Config, n_queries: int = 50, scale: bool = True, progress: bo
     questions = [q.question for q in dev][: max(1, n_queries)]
     res["queries"] = len(questions)
 
-    _say(progress, "references: query embedding and plain bm25s ...")
-    emb = embed_reference(svc.embedder, [q.question for q in dev], 20)
+    embed_qs = [q.question for q in dev][:20]
     ctokens = [svc.segmenter.tokens(index_text(c)) for c in svc.index.chunks]
     qtokens = [svc.segmenter.tokens(svc.queries.process(q).lexical) for q in questions]
-    _, bref = bm25s_reference(ctokens, qtokens)
-    refs = Refs(emb["median_ms"], bref["median_ms"])
-    res["references"] = {"embed_query": emb, "bm25s_query": bref}
+    bm_ref, bref = bm25s_reference(ctokens, qtokens)
+
+    def refs_now() -> Refs:
+        return Refs(embed_reference(svc.embedder, embed_qs)["median_ms"],
+                    _bm25s_query_ref(bm_ref, qtokens)["median_ms"], len(ctokens))
+
+    _say(progress, "references: query embedding and plain bm25s ...")
+    refs: dict[str, Refs] = {"start": refs_now()}
 
     if ingest:
+        refs["ingest"] = refs_now()
         res["ingest"] = ingest_throughput(cfg, svc.embedder, svc.segmenter, progress)
         memory["after_ingest"] = peak_rss_mb()
 
     qcache = QueryCache(svc.embedder)
+    refs["latency"] = refs_now()
     res["latency"] = latency(svc, questions, qcache, progress)
     memory["after_latency"] = peak_rss_mb()
 
     _say(progress, "cold start: fresh processes ...")
+    refs["cold_start"] = refs_now()
     res["cold_start"] = cold_start(cfg, questions[0], cold_runs)
 
     if scale:
         try:
-            res["scale"] = scale_run(svc, questions, qcache, refs, progress)
+            sc = scale_run(svc, questions, qcache, embed_qs, progress)
+            refs["scale"] = sc.pop("_refs")
+            res["scale"] = sc
         except FileNotFoundError as e:
             res["scale"] = {"skipped": str(e)}
         memory["after_scale"] = peak_rss_mb()
-    res["references"]["bm25s_query_scale_ms"] = refs.bm25_scale_ms
+    res["references"] = {k: r.to_dict() for k, r in refs.items()}
+    res["references"]["bm25s_index_build_s"] = bref["build_s"]
     res["memory_peak_mb"] = memory
     res["machine"]["loadavg_end"] = list(os.getloadavg())
     res["seconds"] = round(time.perf_counter() - t_start, 1)
@@ -438,16 +461,43 @@ LATENCY_ROWS = (
 )
 
 
-def _latency_table(lat: dict[str, Any], refs: Refs, scale: bool) -> tuple[list[str], list[list[Any]]]:
+def _latency_table(lat: dict[str, Any], refs: Refs) -> tuple[list[str], list[list[Any]]]:
     header = ["measure", "p50 ms", "p95 ms", "p50 x embed", "p95 x embed", "p50 x bm25s", "p95 x bm25s"]
     rows = []
     for label, key in LATENCY_ROWS:
         if key not in lat:
             continue
         p = lat[key]
-        r50, r95 = refs.ratios(p["p50"], scale), refs.ratios(p["p95"], scale)
+        r50, r95 = refs.ratios(p["p50"]), refs.ratios(p["p95"])
         rows.append([label, p["p50"], p["p95"], r50[REF_EMBED], r95[REF_EMBED], r50[REF_BM25], r95[REF_BM25]])
     return header, rows
+
+
+def _ingest_rows(ing: dict[str, Any], refs: Refs) -> list[list[Any]]:
+    rows = []
+    for s, v in ing["stages_s"].items():
+        rr = refs.ratios(1000 * v)
+        rows.append([s, round(v, 3), ing["stage_chars_per_s"][s], ing["stage_docs_per_s"][s], rr[REF_EMBED], rr[REF_BM25]])
+    rr = refs.ratios(1000 * ing["total_s"])
+    rows.append(["total", ing["total_s"], ing["chars_per_s"], ing["docs_per_s"], rr[REF_EMBED], rr[REF_BM25]])
+    rr = refs.ratios(1000 * ing["reingest_unchanged_s"])
+    rows.append([f"re-ingest, nothing changed ({ing['reingest_embedded']} embedded)", ing["reingest_unchanged_s"],
+                 round(ing["characters"] / ing["reingest_unchanged_s"]), None, rr[REF_EMBED], rr[REF_BM25]])
+    return rows
+
+
+def _cold_rows(cs: dict[str, Any], refs: Refs) -> list[list[Any]]:
+    rows = []
+    for i, run in enumerate(cs["runs"], 1):
+        rr = refs.ratios(1000 * run["to_first_answer_s"])
+        rows.append([i, run["to_first_answer_s"], run["interpreter_s"], run["import_s"], run["load_s"],
+                     run["first_ask_s"], run["peak_rss_mb"], rr[REF_EMBED], rr[REF_BM25]])
+    return rows
+
+
+COLD_HEADER = ["run", "to first answer s", "interpreter s", "imports s", "service load s", "first ask s",
+               "peak RSS MB", "x embed", "x bm25s"]
+INGEST_HEADER = ["stage", "seconds", "chars/s", "docs/s", "x embed", "x bm25s"]
 
 
 def _mb(b: int) -> str:
@@ -455,56 +505,41 @@ def _mb(b: int) -> str:
 
 
 def bench_markdown(res: dict[str, Any]) -> str:
-    refs: Refs = res["_refs"]
+    refs: dict[str, Refs] = res["_refs"]
     m = res["machine"]
-    r = res["references"]
     out = [
         "# Benchmark",
         "",
         f"- run {res['started']}, {res['seconds']} s; {m['cpus']} CPUs, Python {m['python']}; load average "
         f"{', '.join(f'{x:.2f}' for x in m['loadavg_start'])} at start, "
-        f"{', '.join(f'{x:.2f}' for x in m['loadavg_end'])} at end (other processes share the CPUs: "
-        "compare the ratio columns)",
+        f"{', '.join(f'{x:.2f}' for x in m['loadavg_end'])} at end. Other processes may share the CPUs: "
+        "the ratio columns divide by references measured right before each section.",
         f"- embedder `{res['embedder']}`; index `{res['index']['path']}`: {res['index']['documents']} documents, "
-        f"{res['index']['chunks']} chunks, {res['index']['units']} units, {res['index']['vector_index']}",
-        f"- service load (index + models, warm page cache): {res['service_load_s']} s",
+        f"{res['index']['chunks']} chunks, {res['index']['units']} units, {res['index']['vector_index']}, "
+        f"{_mb(res['index']['bytes']['total'])} on disk",
+        f"- service load in this process (index + models, warm page cache): {res['service_load_s']} s",
         "",
-        "## References (same run)",
+        "## References",
+        "",
+        "`x embed` = time / one query embedding (median of 20 dev questions); `x bm25s` = time / one plain "
+        "bm25s top-10 query over the same chunks (pre-tokenised, median).",
         "",
     ]
-    ref_rows = [["one query embedding (median of 20)", r["embed_query"]["median_ms"]],
-                [f"plain bm25s query, top 10, {r['bm25s_query']['docs']} chunks (median)", r["bm25s_query"]["median_ms"]]]
-    if r.get("bm25s_query_scale_ms"):
-        ref_rows.append([f"plain bm25s query, top 10, {res['scale']['chunks']:,} chunks (median)", r["bm25s_query_scale_ms"]])
-    out.append(md_table(["reference", "ms"], ref_rows))
+    out.append(md_table(["measured before", "query embedding ms", "bm25s query ms", "bm25s chunks", "load avg"],
+                        [[k, r.embed_ms, r.bm25_ms, r.bm25_docs, r.loadavg] for k, r in refs.items()]))
     ing = res.get("ingest")
     if ing:
         out += ["", f"## Ingest throughput (cold build: {ing['documents']} documents, {ing['characters']:,} characters, "
-                    f"{ing['chunks']} chunks, {ing['units']} units, {ing['embedded_texts']} texts embedded)", ""]
-        rows = []
-        for s, v in ing["stages_s"].items():
-            rr = refs.ratios(1000 * v)
-            rows.append([s, round(v, 3), ing["stage_chars_per_s"][s], ing["stage_docs_per_s"][s], rr[REF_EMBED], rr[REF_BM25]])
-        rr = refs.ratios(1000 * ing["total_s"])
-        rows.append(["total", ing["total_s"], ing["chars_per_s"], ing["docs_per_s"], rr[REF_EMBED], rr[REF_BM25]])
-        rr = refs.ratios(1000 * ing["reingest_unchanged_s"])
-        rows.append([f"re-ingest, nothing changed ({ing['reingest_embedded']} embedded)", ing["reingest_unchanged_s"],
-                     round(ing["characters"] / ing["reingest_unchanged_s"]), None, rr[REF_EMBED], rr[REF_BM25]])
-        out.append(md_table(["stage", "seconds", "chars/s", "docs/s", "x embed", "x bm25s"], rows))
-        out += ["", "Index size on disk: " + ", ".join(f"{k} {_mb(v)}" for k, v in ing["index_bytes"].items())
-                + f" (served index: {_mb(res['index']['bytes']['total'])})"]
+                    f"{ing['chunks']} chunks, {ing['units']} sentence units, {ing['embedded_texts']} texts embedded)", ""]
+        out.append(md_table(INGEST_HEADER, _ingest_rows(ing, refs["ingest"])))
+        out += ["", "Stages from the manifest's `build` timings; `write` = total minus the other stages. "
+                "Index size on disk: " + ", ".join(f"{k} {_mb(v)}" for k, v in ing["index_bytes"].items())]
     out += ["", f"## Latency at corpus scale ({res['queries']} dev-set questions, {res['index']['chunks']} chunks)", ""]
-    out.append(md_table(*_latency_table(res["latency"], refs, False)))
+    out.append(md_table(*_latency_table(res["latency"], refs["latency"])))
     cs = res.get("cold_start")
     if cs:
-        out += ["", "## Cold start to first answer (fresh `python -c`: import, load index and models, one ask)", ""]
-        rows = []
-        for i, run in enumerate(cs["runs"], 1):
-            rr = refs.ratios(1000 * run["to_first_answer_s"])
-            rows.append([i, run["to_first_answer_s"], run["interpreter_s"], run["import_s"], run["load_s"],
-                         run["first_ask_s"], run["peak_rss_mb"], rr[REF_EMBED], rr[REF_BM25]])
-        out.append(md_table(["run", "to first answer s", "interpreter s", "imports s", "service load s",
-                             "first ask s", "peak RSS MB", "x embed", "x bm25s"], rows))
+        out += ["", "## Cold start to first answer (fresh `python -c`: imports, index and model load, one ask)", ""]
+        out.append(md_table(COLD_HEADER, _cold_rows(cs, refs["cold_start"])))
     sc = res.get("scale")
     if sc and "skipped" not in sc:
         tok = sc["tokens"]
@@ -512,11 +547,12 @@ def bench_markdown(res: dict[str, Any]) -> str:
                     else f"segmented in {tok['segment_s']} s ({tok['chars_per_s']:,.0f} chars/s), now cached")
         out += ["", f"## Scale: corpus + {sc['distractors']:,} crud20k distractors ({sc['chunks']:,} chunks, "
                     f"{sc['distractor_chars']:,} characters)", "",
-                f"BM25 over real jieba tokens ({tok_note}; BM25 build {sc['bm25_build_s']} s); dense side: random unit "
+                f"BM25 over real jieba tokens ({tok_note}; BM25 build {sc['bm25_build_s']} s). Dense side: random unit "
                 f"vectors in `{sc['vector_index']}` (HNSW above {sc['flat_index_max']:,} vectors; build "
-                f"{sc['faiss_build_s']} s; FAISS runs {sc['faiss_threads']} OpenMP threads unless noted). Ask at scale answers from the corpus's own sentence units. "
-                "Ratios in this table use the bm25s reference at this scale.", ""]
-        out.append(md_table(*_latency_table(sc["latency"], refs, True)))
+                f"{sc['faiss_build_s']} s; FAISS runs {sc['faiss_threads']} OpenMP threads unless noted). Ask at scale "
+                "answers from the corpus's own sentence units. `x bm25s` here is over the same "
+                f"{sc['chunks']:,} chunks.", ""]
+        out.append(md_table(*_latency_table(sc["latency"], refs["scale"])))
     elif sc:
         out += ["", f"## Scale: skipped ({sc['skipped']})"]
     out += ["", "## Peak memory (ru_maxrss of the bench process, cumulative)", ""]
@@ -529,31 +565,29 @@ def _plain(res: dict[str, Any]) -> dict[str, Any]:
 
 
 def print_summary(res: dict[str, Any]) -> None:
-    refs: Refs = res["_refs"]
-    r = res["references"]
-    print(f"references: one query embedding {fmt(r['embed_query']['median_ms'])} ms; plain bm25s query "
-          f"{fmt(r['bm25s_query']['median_ms'], 4)} ms ({r['bm25s_query']['docs']} chunks)"
-          + (f", {fmt(r['bm25s_query_scale_ms'], 4)} ms at scale" if r.get("bm25s_query_scale_ms") else ""))
+    refs: dict[str, Refs] = res["_refs"]
     ing = res.get("ingest")
     if ing:
+        print(f"ingest, cold ({ing['documents']} docs, {ing['characters']:,} chars, {ing['embedded_texts']} texts embedded)")
+        print(refs["ingest"].describe())
+        print(text_table(INGEST_HEADER, _ingest_rows(ing, refs["ingest"])))
+        print(f"index size on disk: {_mb(ing['index_bytes']['total'])}")
         print()
-        rows = [[s, v, ing["stage_chars_per_s"][s], refs.ratios(1000 * v)[REF_EMBED]] for s, v in ing["stages_s"].items()]
-        rows.append(["total", ing["total_s"], ing["chars_per_s"], refs.ratios(1000 * ing["total_s"])[REF_EMBED]])
-        rows.append(["re-ingest unchanged", ing["reingest_unchanged_s"], None,
-                     refs.ratios(1000 * ing["reingest_unchanged_s"])[REF_EMBED]])
-        print(text_table([f"ingest ({ing['documents']} docs, {ing['characters']:,} chars)", "s", "chars/s", "x embed"], rows))
-        print(f"index size: {_mb(ing['index_bytes']['total'])}")
-    print()
-    print(f"latency at corpus scale ({res['queries']} questions):")
-    print(text_table(*_latency_table(res["latency"], refs, False)))
-    for i, run in enumerate(res.get("cold_start", {}).get("runs", []), 1):
-        print(f"cold start #{i}: {run['to_first_answer_s']} s to first answer (imports {run['import_s']} s, "
-              f"load {run['load_s']} s, first ask {run['first_ask_s']} s, peak RSS {run['peak_rss_mb']} MB)")
+    print(f"latency at corpus scale ({res['queries']} questions, {res['index']['chunks']} chunks)")
+    print(refs["latency"].describe())
+    print(text_table(*_latency_table(res["latency"], refs["latency"])))
+    if res.get("cold_start"):
+        print()
+        print("cold start to first answer (fresh python -c)")
+        print(refs["cold_start"].describe())
+        print(text_table(COLD_HEADER, _cold_rows(res["cold_start"], refs["cold_start"])))
     sc = res.get("scale")
     if sc and "skipped" not in sc:
         print()
-        print(f"latency with {sc['distractors']:,} distractors ({sc['chunks']:,} chunks, {sc['vector_index']}):")
-        print(text_table(*_latency_table(sc["latency"], refs, True)))
+        print(f"latency with {sc['distractors']:,} distractors ({sc['chunks']:,} chunks, {sc['vector_index']}, "
+              f"random dense vectors)")
+        print(refs["scale"].describe())
+        print(text_table(*_latency_table(sc["latency"], refs["scale"])))
     elif sc:
         print(f"scale run skipped: {sc['skipped']}")
     print()

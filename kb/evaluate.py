@@ -30,6 +30,7 @@ numbers (``hit@5``, ``citation_validity``, ``refusal_accuracy``, ...).
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import logging
 import math
@@ -55,6 +56,15 @@ DEFAULT_CHUNK_SIZES = (200, 450)
 DEV_PATH = ROOT / "eval" / "dev.jsonl"
 GROUPS = ("kind", "style", "script")
 BENCH_SETUPS = ("bm25", "dense", "hybrid")
+
+
+def bench_setup_names(cfg: Config) -> list[str]:
+    """bm25, dense, hybrid (RRF), plus the configured setup when it is another one."""
+    names = list(BENCH_SETUPS)
+    own = config_setup_name(cfg)
+    if own not in names and own != "hybrid-rerank":
+        names.append(own)
+    return names
 
 Span = tuple[str, int, int]  # (source, start, end)
 
@@ -207,6 +217,16 @@ def citation_markers_ok(answer: Mapping[str, Any]) -> bool:
     """Every ``[n]`` in the answer has a citation and every citation is used."""
     used = {int(m) for m in re.findall(r"\[(\d+)\]", answer.get("answer") or "")}
     return used == {int(c["n"]) for c in answer.get("citations") or []}
+
+
+def ask_quietly(svc: Any, question: str) -> Any:
+    """``svc.ask(question)`` without writing the question into the FAQ ask log (evaluation and
+    benchmark questions must not show up as user questions), when the service has one."""
+    try:
+        params = inspect.signature(svc.ask).parameters
+    except (TypeError, ValueError):
+        params = {}
+    return svc.ask(question, log=False) if "log" in params else svc.ask(question)
 
 
 # -- the dev set ---------------------------------------------------------------------------------
@@ -451,7 +471,7 @@ def evaluate_answers(svc: Any, questions: Sequence[DevQuestion], progress: bool 
             _say(True, f"  answers: {i}/{len(questions)}")
         t0 = time.perf_counter()
         try:
-            a = svc.ask(q.question).to_dict()
+            a = ask_quietly(svc, q.question).to_dict()
         except Exception as e:  # one broken answer must not hide the others
             if warn:
                 warn(f"{q.id}: ask failed: {type(e).__name__}: {e}")
@@ -649,44 +669,44 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")[:80]
 
 
-def cached_passage_vectors(embedder: Any, inputs: Sequence[str], cache_file: Path,
-                           progress: bool = True, batch: int = 64,
-                           checkpoint_seconds: float = 120.0) -> tuple[np.ndarray, dict[str, Any]]:
-    """Passage vectors for ``inputs`` (already normalised), from ``cache_file`` when present.
+def cached_vectors(embed: Callable[[list[str]], np.ndarray], dim: int, inputs: Sequence[str], cache_file: Path,
+                   progress: bool = True, batch: int = 64, checkpoint_seconds: float = 120.0,
+                   what: str = "passages") -> tuple[np.ndarray, dict[str, Any]]:
+    """Vectors of ``inputs`` (already normalised) by ``embed``, from ``cache_file`` when present.
     Otherwise they are embedded with a measured time estimate printed first and checkpoints
     every ``checkpoint_seconds`` (an interrupted run resumes from ``<file>.partial.npy``)."""
-    info: dict[str, Any] = {"cache": str(cache_file), "passages": len(inputs)}
+    info: dict[str, Any] = {"cache": str(cache_file), what: len(inputs)}
     if cache_file.exists():
         vectors = np.load(cache_file)
-        if vectors.shape == (len(inputs), embedder.dim):
+        if vectors.shape == (len(inputs), dim):
             info.update(cached=True, seconds=0.0)
             return vectors, info
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     partial = cache_file.with_suffix(".partial.npy")
-    vectors = np.zeros((len(inputs), embedder.dim), np.float32)
+    vectors = np.zeros((len(inputs), dim), np.float32)
     done = 0
     if partial.exists():
         old = np.load(partial)
-        if old.ndim == 2 and old.shape[1] == embedder.dim and len(old) <= len(inputs):
+        if old.ndim == 2 and old.shape[1] == dim and len(old) <= len(inputs):
             vectors[: len(old)] = old
             done = len(old)
     t_start = time.perf_counter()
     last_save = t_start
     chars_done = 0
     total_chars = sum(len(t) for t in inputs[done:])
-    _say(progress, f"embedding {len(inputs) - done} passages ({total_chars:,} characters) into {cache_file.name}"
+    _say(progress, f"embedding {len(inputs) - done} {what} ({total_chars:,} characters) into {cache_file.name}"
                    + (f", resuming after {done}" if done else ""))
     i = done
     while i < len(inputs):
         part = list(inputs[i : i + batch])
-        vectors[i : i + len(part)] = embedder.embed_passages(part)
+        vectors[i : i + len(part)] = embed(part)
         i += len(part)
         chars_done += sum(len(t) for t in part)
         elapsed = time.perf_counter() - t_start
         if progress and (i - done == len(part) or time.perf_counter() - last_save >= checkpoint_seconds or i == len(inputs)):
             rate = elapsed / max(chars_done, 1)
             left = rate * (total_chars - chars_done)
-            _say(True, f"  {i}/{len(inputs)} passages, {1000 * rate:.2f} ms/char, ~{left / 60:.1f} min left"
+            _say(True, f"  {i}/{len(inputs)} {what}, {1000 * rate:.2f} ms/char, ~{left / 60:.1f} min left"
                        + (f" (expected total ~{rate * total_chars / 60:.1f} min)" if i - done == len(part) else ""))
         if time.perf_counter() - last_save >= checkpoint_seconds and i < len(inputs):
             np.save(partial, vectors[:i])
@@ -712,7 +732,7 @@ def evaluate_bench(config: Config, name: str, limit: int | None = None,
     from kb.segment import Segmenter
 
     t_start = time.perf_counter()
-    names = parse_setups(setups) or list(BENCH_SETUPS)
+    names = parse_setups(setups) or bench_setup_names(config)
     for n in names:
         s = make_setup(n)
         if s.chunk_chars or s.rerank:
@@ -727,7 +747,7 @@ def evaluate_bench(config: Config, name: str, limit: int | None = None,
     inputs = [embed_input(index_text(c)) for c in chunks]
     cache_file = (config.data_dir / "cache" / "bench"
                   / f"{name}-{_slug(embedder.id)}-{texts_digest(inputs)}.npy")
-    vectors, embed_info = cached_passage_vectors(embedder, inputs, cache_file, progress)
+    vectors, embed_info = cached_vectors(embedder.embed_passages, embedder.dim, inputs, cache_file, progress)
     cache = {content_hash(embedder.id + "\x00" + t): v for t, v in zip(inputs, vectors, strict=True)}
     warnings: list[str] = []
     known = {c.source for c in chunks}
@@ -743,8 +763,12 @@ def evaluate_bench(config: Config, name: str, limit: int | None = None,
         index = load_index(Path(tmp) / "index", embedder.id, segmenter.fingerprint)
         t_index = time.perf_counter() - t0
         qcache = QueryCache(embedder)
-        _say(progress, f"embedding {len(bench.queries)} queries ...")
-        qcache.prime([normalize(q.question) for q in bench.queries])  # what the retriever embeds
+        qtexts = list(dict.fromkeys(normalize(q.question) for q in bench.queries))  # what the retriever embeds
+        qfile = config.data_dir / "cache" / "bench" / f"{name}-queries-{_slug(embedder.id)}-{texts_digest(qtexts)}.npy"
+        t0 = time.perf_counter()
+        qvecs, q_info = cached_vectors(embedder.embed_queries, embedder.dim, qtexts, qfile, progress, what="queries")
+        qcache._cache.update(zip(qtexts, qvecs, strict=True))
+        q_info["seconds"] = round(time.perf_counter() - t0, 1)
         setups_out: dict[str, Any] = {}
         for n in names:
             setup = make_setup(n)
@@ -770,7 +794,7 @@ def evaluate_bench(config: Config, name: str, limit: int | None = None,
         "characters": bench.characters, "queries": len(bench.queries),
         "limit": limit, "embedder": embedder.id, "vector_index": manifest["vector_index"],
         "embedding": embed_info, "index_seconds": round(t_index, 1),
-        "query_embedding": {"texts": qcache.embedded, "seconds": round(qcache.seconds, 1)},
+        "query_embedding": {"texts": len(qtexts), **q_info},
         "setups": setups_out, "warnings": warnings,
         "seconds": round(time.perf_counter() - t_start, 1),
     }
@@ -923,8 +947,9 @@ def bench_markdown(res: Mapping[str, Any], chart: str | None) -> str:
         f"- {res['passages']:,} passages ({res['characters']:,} characters), one chunk per passage; "
         f"{res['queries']:,} queries" + (f" (seeded sample, --limit {res['limit']})" if res.get("limit") else ""),
         f"- embedder `{res['embedder']}`; passage vectors {emb}; vector index {res['vector_index']}; "
-        f"index build {res['index_seconds']} s; query embedding {res['query_embedding']['seconds']} s "
-        f"for {res['query_embedding']['texts']} queries",
+        f"index build {res['index_seconds']} s; query vectors "
+        + ("from cache" if res["query_embedding"].get("cached") else f"{res['query_embedding']['seconds']} s")
+        + f" for {res['query_embedding']['texts']:,} distinct queries",
         f"- run: {time.strftime('%Y-%m-%d %H:%M')}, {res['seconds']} s",
         "",
         "R@k = share of queries with a gold passage in the top k. ms/q excludes query embedding.",

@@ -35,6 +35,8 @@ _SHAPE_PATTERNS = (
 )
 _SPLIT_SIDES = re.compile(r"(.{2,12}?)(?:和|与|跟|同|及|对比|vs|VS)(.{2,12}?)(?:的|之间|有|在|相比|比较|区别|不同|差异|差别|哪|$)")
 _POINT_MAX = 110
+_CAUSE = re.compile(r"原因|因素|为什么|根源")
+_REMEDY = re.compile(r"措施|办法|方法|对策|解决|如何|怎样")
 _ANNOUNCER = re.compile(
     r"([:：]\s*$|以下|如下|下列|[一二三四五六七八九十两\d]+\s*(个|大|项|条)?\s*"
     r"(方面|阶段|阶段|原则|要点|部分|类|种|点|步|职能|任务)[^，,]{0,6}[:：。]?\s*$)"
@@ -209,7 +211,9 @@ class ExtractiveAnswerer:
         elif shape in ("list", "why", "how", "fact"):
             # a list whose heading matches the question answers it whole; for a plain fact
             # question the heading must be the very best match
-            chosen, lead_topic = self._pick_list(scored, cand_rows, unit_cos, strict=shape in ("fact", "why"))
+            chosen, lead_topic = self._pick_list(
+                scored, cand_rows, unit_cos, strict=shape in ("fact", "why"), shape=shape
+            )
             if not chosen:
                 n = 3 if shape == "fact" else 4
                 chosen = self._pick_sentences(scored, n, rows)
@@ -300,7 +304,7 @@ class ExtractiveAnswerer:
         return items
 
     def _pick_list(self, scored: dict[int, float], rows: list[int], unit_cos: dict[int, float],
-                   strict: bool = False) -> tuple[list[int], str]:
+                   strict: bool = False, shape: str = "list") -> tuple[list[int], str]:
         """The list (numbered items under one heading) that best answers the question: its
         heading or lead line should match the question, and its items should too."""
         idx = self.svc.index
@@ -321,6 +325,9 @@ class ExtractiveAnswerer:
             # headings, leads and intro sentences above the list in its chunk
             above = self._above(row, first)
             topic = max((unit_cos.get(u, 0.0) for u in above), default=0.0)
+            label = normalize(" ".join(idx.unit_text(u) for u in above))
+            if (shape == "how" and _CAUSE.search(label)) or (shape == "why" and _REMEDY.search(label)):
+                continue  # a list of causes does not answer "how to fix it", nor the reverse
             s = 0.6 * max(topic, vals[0] - 0.02) + 0.4 * float(np.mean(vals[:3])) - 0.02 * rows.index(row)
             if s > best_score:
                 best_key, best_score, best_topic = (row, lid), s, topic
@@ -347,7 +354,7 @@ class ExtractiveAnswerer:
         idx = self.svc.index
         best = max(unit_cos, key=lambda u: unit_cos[u])
         text = idx.unit_text(best).strip()
-        if not _ANNOUNCER.search(text) or idx.units[best].list_id >= 0:
+        if not _ANNOUNCER.search(text) or idx.units[best].kind == "item":
             return None
         following: list[int] = []
         row = idx.units[best].chunk
