@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 FORMAT_VERSION = 1
+# BM25 parameters: k1 1.2 measured slightly better than bm25s' 1.5 on drcd (R@1 .916 -> .918)
+BM25_K1 = 1.2
+BM25_B = 0.75
 MANIFEST = "manifest.json"
 
 
@@ -192,7 +195,7 @@ def build_index(
     t_segment = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    bm25 = bm25s.BM25()
+    bm25 = bm25s.BM25(k1=BM25_K1, b=BM25_B)
     bm25.index(tokens or [[""]], show_progress=False)
     findex, kind = _vector_index(vectors, flat_max)
     t_index = time.perf_counter() - t0
@@ -227,6 +230,7 @@ def build_index(
             "chunking": chunk_settings,
             "ingest_fingerprint": result.fingerprint,
             "vector_index": kind,
+        "bm25": {"k1": BM25_K1, "b": BM25_B},
             "documents": {
                 s: {"sha256": r.document.sha256, "title": r.document.title, "kind": r.document.kind,
                     "encoding": r.document.encoding, "chars": len(r.document.text),

@@ -58,7 +58,8 @@ def run_ingest(
     previous_fp = ""
     cache = None
     try:
-        old = load_index(config.index_path, embedder.id, segmenter.fingerprint)
+        # the dictionary may differ: chunks and vectors do not depend on it, BM25 is rebuilt
+        old = load_index(config.index_path, embedder.id)
         previous, previous_fp = old.records(), old.manifest.get("ingest_fingerprint", "")
         cache = old.cached_vectors()
     except IndexMissing:
