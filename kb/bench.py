@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from array import array
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -80,10 +81,11 @@ class Refs:
     """The reference timings a section's timings are divided by, measured right before that
     section (the CPUs may be shared: a reference taken minutes earlier can mislead)."""
 
-    def __init__(self, embed_ms: float, bm25_ms: float, bm25_docs: int):
+    def __init__(self, embed_ms: float, bm25_ms: float, bm25_docs: int, source: str = "before"):
         self.embed_ms = embed_ms
         self.bm25_ms = bm25_ms
         self.bm25_docs = bm25_docs
+        self.source = source  # "before": measured just before the section; "interleaved": in its loop
         self.loadavg = round(os.getloadavg()[0], 2)
 
     def ratios(self, ms: float | None) -> dict[str, float | None]:
@@ -94,10 +96,12 @@ class Refs:
 
     def to_dict(self) -> dict[str, Any]:
         return {"embed_query_ms": self.embed_ms, "bm25s_query_ms": self.bm25_ms,
-                "bm25s_docs": self.bm25_docs, "loadavg_1min": self.loadavg}
+                "bm25s_docs": self.bm25_docs, "measured": self.source, "loadavg_1min": self.loadavg}
 
     def describe(self) -> str:
-        return (f"references: one query embedding {self.embed_ms:.2f} ms (median of 20), plain bm25s "
+        how = "medians interleaved with the measured calls" if self.source == "interleaved" else \
+            "medians of 20, measured just before"
+        return (f"references ({how}): one query embedding {self.embed_ms:.2f} ms, plain bm25s "
                 f"query {self.bm25_ms:.4f} ms over {self.bm25_docs:,} chunks; load average {self.loadavg}")
 
 
@@ -220,17 +224,22 @@ def cold_start(cfg: Config, question: str, runs: int = 2) -> dict[str, Any]:
 
 
 # -- latency -------------------------------------------------------------------------------------
-def latency(svc: Any, questions: Sequence[str], qcache: QueryCache, progress: bool) -> dict[str, Any]:
-    """search / ask latency over ``questions`` with the loaded service."""
+def latency(svc: Any, questions: Sequence[str], qcache: QueryCache, progress: bool,
+            bm_ref: Any, qtokens: Sequence[list[str]]) -> dict[str, Any]:
+    """search / ask latency over ``questions`` with the loaded service; the references (one
+    query embedding, one plain bm25s query over ``bm_ref``) are timed in the same loop."""
     retr = svc.retriever
     for q in questions[:3]:
         ask_quietly(svc, q)  # warm-up (lazy structures, caches)
     rows: dict[str, list[float]] = {k: [] for k in (
-        "embed", "search", "search_no_embed", "search_bm25", "search_dense_no_embed", "ask", "ask_no_embed")}
+        "embed", "bm25s_plain", "search", "search_no_embed", "search_bm25", "search_dense_no_embed", "ask",
+        "ask_no_embed")}
     _say(progress, f"latency: {len(questions)} questions at corpus scale ...")
-    for q in questions:
+    k = min(10, len(svc.index.chunks))
+    for q, toks in zip(questions, qtokens, strict=True):
         norm = retr.queries.process(q).normalized
         rows["embed"].append(timed(lambda n=norm: svc.embedder.embed_queries([n]))[0])
+        rows["bm25s_plain"].append(timed(lambda t=toks or ["市场"]: bm_ref.retrieve([t], k=k, show_progress=False))[0])
         rows["search"].append(timed(lambda q=q: svc.search(q, k=5))[0])
         rows["ask"].append(timed(lambda q=q: ask_quietly(svc, q))[0])
     qcache.prime([retr.queries.process(q).normalized for q in questions])
@@ -277,12 +286,14 @@ def distractor_tokens(cfg: Config, segmenter: Any, passages: Sequence[Any], prog
             _say(True, f"  {i + 1:,} passages, {done_chars / el:,.0f} chars/s, ~{(total - done_chars) * el / done_chars:.0f} s left")
     seconds = time.perf_counter() - t0
     vocab: dict[str, int] = {}
-    flat = [vocab.setdefault(w, len(vocab)) for toks in tokens for w in toks]
+    flat = array("i")
+    for toks in tokens:
+        flat.extend(vocab.setdefault(w, len(vocab)) for w in toks)
     offsets = np.cumsum([0] + [len(t) for t in tokens]).astype(np.int64)
     path.parent.mkdir(parents=True, exist_ok=True)
     # the vocabulary as one newline-joined UTF-8 blob (tokens never hold whitespace)
     blob = np.frombuffer("\n".join(vocab).encode("utf-8"), dtype=np.uint8)
-    np.savez(path, vocab=blob, ids=np.asarray(flat, np.int32), offsets=offsets)
+    np.savez(path, vocab=blob, ids=np.frombuffer(flat, dtype=np.int32), offsets=offsets)
     info.update(cached=False, segment_s=round(seconds, 1), chars_per_s=round(total / seconds, 1))
     return tokens, info
 
@@ -329,12 +340,12 @@ def scale_run(svc: Any, questions: Sequence[str], qcache: QueryCache, embed_ques
     retr = HybridRetriever(big, qcache, svc.segmenter, svc.queries, cfg.retrieval, svc.retriever.reranker)
     qtokens = [svc.segmenter.tokens(svc.queries.process(q).lexical) for q in questions]
     ref = _bm25s_query_ref(bm, qtokens)
-    refs = Refs(embed_reference(svc.embedder, embed_questions)["median_ms"], ref["median_ms"], len(chunks))
+    before = Refs(embed_reference(svc.embedder, embed_questions)["median_ms"], ref["median_ms"], len(chunks))
     qcache.prime([svc.queries.process(q).normalized for q in questions])
     for q in questions[:3]:
         retr.search(q, k=5)
     rows: dict[str, list[float]] = {k: [] for k in (
-        "embed", "search_no_embed", "search", "search_bm25", "search_dense_no_embed",
+        "embed", "bm25s_plain", "search_no_embed", "search", "search_bm25", "search_dense_no_embed",
         "search_dense_no_embed_1thread", "ask", "ask_no_embed")}
     _say(progress, f"scale: latency over {len(questions)} questions ...")
     for q in questions:
@@ -349,9 +360,10 @@ def scale_run(svc: Any, questions: Sequence[str], qcache: QueryCache, embed_ques
     finally:
         faiss.omp_set_num_threads(threads)
     retr.embedder = svc.embedder
-    for q in questions:
+    for q, toks in zip(questions, qtokens, strict=True):
         norm = svc.queries.process(q).normalized
         rows["embed"].append(timed(lambda n=norm: svc.embedder.embed_queries([n]))[0])
+        rows["bm25s_plain"].append(timed(lambda t=toks or ["市场"]: bm.retrieve([t], k=10, show_progress=False))[0])
         rows["search"].append(timed(lambda q=q: retr.search(q, k=5, mode="hybrid"))[0])
     # ask at scale: the service answers from the big index (its units are the corpus's)
     old_index, old_retr = svc.index, svc.retriever
@@ -369,7 +381,10 @@ def scale_run(svc: Any, questions: Sequence[str], qcache: QueryCache, embed_ques
         "chunks": len(chunks), "vector_index": kind, "flat_index_max": cfg.retrieval.flat_index_max,
         "load_passages_s": round(load_s, 2), "tokens": tok_info, "bm25_build_s": round(bm25_build, 2),
         "faiss_build_s": round(faiss_build, 2), "faiss_threads": threads, "bm25s_reference": ref,
-        "latency": {k: percentiles(v) for k, v in rows.items()}, "references": refs.to_dict(), "_refs": refs,
+        "latency": {k: percentiles(v) for k, v in rows.items()},
+        "_refs": Refs(statistics.median(rows["embed"]), statistics.median(rows["bm25s_plain"]), len(chunks),
+                      "interleaved"),
+        "_refs_before": before,
     }
 
 
@@ -423,8 +438,10 @@ def run_bench(cfg: Config, n_queries: int = 50, scale: bool = True, progress: bo
         memory["after_ingest"] = peak_rss_mb()
 
     qcache = QueryCache(svc.embedder)
-    refs["latency"] = refs_now()
-    res["latency"] = latency(svc, questions, qcache, progress)
+    refs["latency_before"] = refs_now()
+    res["latency"] = latency(svc, questions, qcache, progress, bm_ref, qtokens)
+    refs["latency"] = Refs(res["latency"]["embed"]["p50"], res["latency"]["bm25s_plain"]["p50"], len(ctokens),
+                           "interleaved")
     memory["after_latency"] = peak_rss_mb()
 
     _say(progress, "cold start: fresh processes ...")
@@ -434,6 +451,7 @@ def run_bench(cfg: Config, n_queries: int = 50, scale: bool = True, progress: bo
     if scale:
         try:
             sc = scale_run(svc, questions, qcache, embed_qs, progress)
+            refs["scale_before"] = sc.pop("_refs_before")
             refs["scale"] = sc.pop("_refs")
             res["scale"] = sc
         except FileNotFoundError as e:
@@ -450,7 +468,8 @@ def run_bench(cfg: Config, n_queries: int = 50, scale: bool = True, progress: bo
 
 # -- report --------------------------------------------------------------------------------------
 LATENCY_ROWS = (
-    ("query embedding alone (interleaved)", "embed"),
+    ("query embedding alone (reference, interleaved)", "embed"),
+    ("plain bm25s query, top 10 (reference, interleaved)", "bm25s_plain"),
     ("search hybrid k=5 (with query embedding)", "search"),
     ("search hybrid k=5, query vector cached", "search_no_embed"),
     ("search bm25 only", "search_bm25"),
@@ -521,12 +540,13 @@ def bench_markdown(res: dict[str, Any]) -> str:
         "",
         "## References",
         "",
-        "`x embed` = time / one query embedding (median of 20 dev questions); `x bm25s` = time / one plain "
-        "bm25s top-10 query over the same chunks (pre-tokenised, median).",
+        "`x embed` = time / one query embedding; `x bm25s` = time / one plain bm25s top-10 query over the same "
+        "chunks (pre-tokenised). Both are medians: for the latency sections timed inside the same loop as "
+        "the measured calls, for ingest and cold start over 20 dev questions just before.",
         "",
     ]
-    out.append(md_table(["measured before", "query embedding ms", "bm25s query ms", "bm25s chunks", "load avg"],
-                        [[k, r.embed_ms, r.bm25_ms, r.bm25_docs, r.loadavg] for k, r in refs.items()]))
+    out.append(md_table(["section", "measured", "query embedding ms", "bm25s query ms", "bm25s chunks", "load avg"],
+                        [[k, r.source, r.embed_ms, r.bm25_ms, r.bm25_docs, r.loadavg] for k, r in refs.items()]))
     ing = res.get("ingest")
     if ing:
         out += ["", f"## Ingest throughput (cold build: {ing['documents']} documents, {ing['characters']:,} characters, "
