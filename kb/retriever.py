@@ -92,7 +92,7 @@ class HybridRetriever:
         elif mode == "dense":
             fused = dense
         elif s.fusion == "weighted":
-            fused = fusion.weighted([lexical, dense], [s.bm25_weight, s.dense_weight])
+            fused = fusion.weighted([lexical, dense], [s.bm25_weight, s.dense_weight], s.normalise)
         else:
             fused = fusion.rrf(
                 [list(bm25_rank), list(dense_rank)], k=s.rrf_k, weights=[s.bm25_weight, s.dense_weight]

@@ -48,6 +48,23 @@ def test_weighted_by_hand():
     assert [d for d, _ in fusion.top(fused, 4)] == [2, 1, 3, 4]  # ties broken by id
 
 
+def test_zscore_by_hand():
+    z = fusion.zscore({1: 1.0, 2: 2.0, 3: 3.0})  # mean 2, population sd sqrt(2/3)
+    sd = (2 / 3) ** 0.5
+    assert z == pytest.approx({1: -1 / sd, 2: 0.0, 3: 1 / sd})
+    assert fusion.zscore({7: 0.4, 8: 0.4}) == {7: 0.0, 8: 0.0}
+    assert fusion.zscore({}) == {}
+
+
+def test_weighted_zscore_by_hand():
+    bm25 = {1: 1.0, 2: 3.0}  # z: -1, +1
+    dense = {3: 0.9, 2: 0.1}  # z: +1, -1
+    fused = fusion.weighted([bm25, dense], [1.0, 3.0], "zscore")
+    # a document one retriever did not return gets that retriever's lowest standard score
+    assert fused == pytest.approx({1: (-1.0 + 3 * -1.0) / 4, 2: (1.0 + 3 * -1.0) / 4, 3: (-1.0 + 3 * 1.0) / 4})
+    assert [d for d, _ in fusion.top(fused, 3)] == [3, 2, 1]
+
+
 def test_top_breaks_ties_by_id():
     assert fusion.top({5: 1.0, 3: 1.0, 9: 2.0}, 2) == [(9, 2.0), (3, 1.0)]
 
