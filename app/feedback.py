@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+
+from kb.sqlitedb import Database
 
 SCHEMA_VERSION = 1
 RATINGS = ("up", "down")
@@ -44,29 +43,11 @@ class FeedbackStore:
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
-        self._lock = threading.Lock()
-        self._ready = False
+        self._db = Database(self.path, self._migrate)
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
+    def _connect(self):
         """A connection that commits on success, rolls back on error, and is always closed."""
-        if not self._ready:
-            with self._lock:
-                if not self._ready:
-                    self.path.parent.mkdir(parents=True, exist_ok=True)
-                    db = sqlite3.connect(self.path, timeout=10)
-                    try:
-                        self._migrate(db)
-                    finally:
-                        db.close()
-                    self._ready = True
-        db = sqlite3.connect(self.path, timeout=10)
-        db.row_factory = sqlite3.Row
-        try:
-            with db:
-                yield db
-        finally:
-            db.close()
+        return self._db.connect()
 
     @staticmethod
     def _migrate(db: sqlite3.Connection) -> None:

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from kb.sqlitedb import Database
 
 STATUSES = ("candidate", "approved", "rejected", "flagged", "merged")
 CITATION_KEYS = ("source", "start", "end", "quote", "title", "section")
@@ -175,35 +174,15 @@ class FaqStore:
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
-        self._lock = threading.Lock()
-        self._ready = False
+        self._db = Database(self.path, migrate, wal=True)
 
     @property
     def exists(self) -> bool:
         return self.path.exists()
 
-    @contextmanager
-    def connect(self) -> Iterator[sqlite3.Connection]:
+    def connect(self):
         """A connection that commits on success, rolls back on error, and is always closed."""
-        if not self._ready:
-            with self._lock:
-                if not self._ready:
-                    self.path.parent.mkdir(parents=True, exist_ok=True)
-                    db = sqlite3.connect(self.path, timeout=10)
-                    try:
-                        db.execute("PRAGMA journal_mode=WAL")
-                        migrate(db)
-                    finally:
-                        db.close()
-                    self._ready = True
-        db = sqlite3.connect(self.path, timeout=10)
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA synchronous=NORMAL")
-        try:
-            with db:
-                yield db
-        finally:
-            db.close()
+        return self._db.connect()
 
     def schema_version(self) -> int:
         with self.connect() as db:
