@@ -7,13 +7,12 @@ frame-ancestors``); the page itself may only load from and talk to this server."
 from __future__ import annotations
 
 import html
-import json
-import re
 from pathlib import Path
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
+from app.render import fill_template, json_for_html
 from kb.config import Config
 
 TEMPLATE = Path(__file__).resolve().parent / "static" / "embed.html"
@@ -27,12 +26,6 @@ def embed_csp(frame_ancestors: list[str]) -> str:
     )
 
 
-def _json_for_html(data: dict) -> str:
-    """JSON safe inside ``<script type="application/json">``: no ``<``, ``>`` or ``&``."""
-    s = json.dumps(data, ensure_ascii=False)
-    return s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-
-
 def make_embed_router(config: Config, static_prefix: str, frame_ancestors: list[str]) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     settings = {
@@ -44,10 +37,9 @@ def make_embed_router(config: Config, static_prefix: str, frame_ancestors: list[
     values = {
         "title": html.escape(config.app.title),
         "static": static_prefix,
-        "config": _json_for_html(settings),
+        "config": json_for_html(settings),
     }
-    # one pass, so a placeholder-like string inside a value is never substituted again
-    page = re.sub(r"\{\{(\w+)\}\}", lambda m: values[m.group(1)], TEMPLATE.read_text(encoding="utf-8"))
+    page = fill_template(TEMPLATE, values)
     headers = {
         "Content-Security-Policy": embed_csp(frame_ancestors),
         "X-Content-Type-Options": "nosniff",

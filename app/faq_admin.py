@@ -27,7 +27,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-from app.embed import _json_for_html
+from app.render import fill_template, json_for_html
 from kb.faq.auth import check_admin
 from kb.faq.store import STATUSES
 from kb.service import KnowledgeService
@@ -260,9 +260,9 @@ def make_faq_admin_router(service: KnowledgeService, static_prefix: str) -> APIR
     values = {
         "title": html.escape(f"培训师工作台 · {service.config.app.title}"),
         "static": static_prefix,
-        "config": _json_for_html(settings),
+        "config": json_for_html(settings),
     }
-    page = re.sub(r"\{\{(\w+)\}\}", lambda m: values[m.group(1)], TEMPLATE.read_text(encoding="utf-8"))
+    page = fill_template(TEMPLATE, values)
     headers = {
         "Content-Security-Policy": admin_csp(),
         "X-Content-Type-Options": "nosniff",

@@ -6,8 +6,10 @@ Every piece of document text goes through ``html.escape`` here: a document conta
 from __future__ import annotations
 
 import html
+import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import quote, urlencode
 
 CONTEXT_CHARS = 120
@@ -138,3 +140,15 @@ def document_html(text: str, start: int | None = None, end: int | None = None) -
         + f'<mark id="kb-hit" class="kb-hl">{html.escape(text[start:end])}</mark>'
         + html.escape(text[end:])
     )
+
+
+def json_for_html(data: dict) -> str:
+    """JSON safe inside ``<script type="application/json">``: no ``<``, ``>`` or ``&``."""
+    s = json.dumps(data, ensure_ascii=False)
+    return s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def fill_template(template: Path, values: dict[str, str]) -> str:
+    """The page at ``template`` with each ``{{name}}`` replaced by ``values[name]``, in one pass,
+    so a placeholder-like string inside a value is never substituted again."""
+    return re.sub(r"\{\{(\w+)\}\}", lambda m: values[m.group(1)], template.read_text(encoding="utf-8"))

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ingest.chunk import HEADING_STYLES
 from ingest.normalize import in_script, normalize, script_of
 from kb.answer.base import NOT_COVERED, Answer, Citation
 from kb.config import AnswerSettings
@@ -39,13 +39,11 @@ _CAUSE = re.compile(r"原因|因素|为什么|根源")
 _REMEDY = re.compile(r"措施|办法|方法|对策|解决|如何|怎样")
 _ANNOUNCER = re.compile(
     r"([:：]\s*$|以下|如下|下列|[一二三四五六七八九十两\d]+\s*(个|大|项|条)?\s*"
-    r"(方面|阶段|阶段|原则|要点|部分|类|种|点|步|职能|任务)[^，,]{0,6}[:：。]?\s*$)"
+    r"(方面|阶段|原则|要点|部分|类|种|点|步|职能|任务)[^，,]{0,6}[:：。]?\s*$)"
 )
 
 
 def _heading_style(text: str) -> str:
-    from ingest.chunk import HEADING_STYLES
-
     for style, pattern in HEADING_STYLES:
         if pattern.match(text):
             return style
@@ -112,12 +110,6 @@ def shorten(text: str, limit: int = _POINT_MAX, terms: list[str] | None = None) 
         body = body[:limit]
     body = body.rstrip("，,；;：:、")
     return ("…" if lo > 0 else "") + body + ("…" if hi < len(clauses) - 1 or len(body) < len("".join(clauses[lo:hi + 1])) else "")
-
-
-@dataclass
-class _Scored:
-    unit: int
-    score: float
 
 
 class ExtractiveAnswerer:
@@ -396,17 +388,6 @@ class ExtractiveAnswerer:
             else:
                 out.append(u)
         return out[-3:]
-
-    def _topic_unit(self, row: int, first_item: int) -> int | None:
-        """The lead line or heading unit right above a list in its chunk."""
-        idx = self.svc.index
-        before = [u for u in idx.units_of_chunk.get(row, []) if idx.units[u].end <= idx.units[first_item].start]
-        for u in reversed(before):
-            if idx.units[u].kind in ("lead", "heading"):
-                return u
-            if idx.units[u].kind == "sentence" and idx.units[u].list_id < 0:
-                return u  # a sentence introducing the list ("其具体职责是:")
-        return None
 
     def _list_topic(self, row: int, first_item: int) -> str:
         """The lead line or heading right above a list, as a topic for the lead sentence."""
