@@ -12,10 +12,13 @@ from ingest.chunk import HEADING_STYLES, ITEM, MD_HEADING, SENTENCE_END, ChunkSe
 from ingest.models import Chunk
 
 _SENT = re.compile(rf"[^{SENTENCE_END}]*[{SENTENCE_END}]+[”’\"」』)）》】]*|[^{SENTENCE_END}]+")
-_INLINE_ITEM = re.compile(r"(?<=[:：;；。])\s*(?=\d{1,2}\s*[.、．)）](?!\d))")
+_ENUM = r"(?:\d{1,2}\s*[.、．)）](?!\d)|[一二三四五六七八九十]是|其[一二三四五六七八九十][,，、是]|第[一二三四五六七八九十][,，、])"
+_INLINE_ITEM = re.compile(rf"(?<=[:：;；。])\s*(?={_ENUM})")
+_ENUM_START = re.compile(r"^(?:[一二三四五六七八九十]是|其[一二三四五六七八九十][,，、是]|第[一二三四五六七八九十][,，、])")
+_DIGIT_ITEM = re.compile(r"^\s*\d{1,2}\s*[.、．)）](?!\d)")
 MAX_UNIT = 160
 _SETTINGS = ChunkSettings()
-_NUMBER = re.compile(r"^[（(]?\s*(\d{1,3}|[一二三四五六七八九十]{1,3})")
+_NUMBER = re.compile(r"^[（(]?\s*[第其]?(\d{1,3}|[一二三四五六七八九十]{1,3})")
 _CN = {c: i for i, c in enumerate("一二三四五六七八九十", start=1)}
 
 
@@ -32,6 +35,12 @@ def item_number(text: str) -> int | None:
     if raw.startswith("十"):
         return 10 + _CN.get(raw[1], 0)
     return _CN.get(raw[0], 0) * 10 + (_CN.get(raw[-1], 0) if raw[-1] != "十" else 0)
+
+
+def follows(last: int | None, number: int | None) -> bool:
+    """Whether item ``number`` continues a list whose last item was ``last``; one missing
+    number is tolerated (web copies drop items: "3. … 5. …")."""
+    return number is not None and last is not None and last < number <= last + 2
 
 
 @dataclass(frozen=True)
@@ -52,7 +61,13 @@ def _trim(text: str, s: int, e: int) -> tuple[int, int]:
 
 
 def split_units(chunk: Chunk, row: int, first_list_id: int = 0) -> list[Unit]:
-    """Units of one chunk in text order. Consecutive list items form one list."""
+    """Units of one chunk in text order.
+
+    Consecutive list items form one list. A numbered list stays open across the explanatory
+    sentences under an item ("1.沟通的重要性:… 通过有效的沟通…。 2.共同制定目标:…"): the
+    next item continues it when its number follows on. A heading or lead line closes it.
+    A line that enumerates inline ("一是…;二是…;三是…", "解决方案:1.xx;2.yy") gives one item
+    per enumerated part."""
     units: list[Unit] = []
     list_id = first_list_id - 1
     in_list = False
@@ -69,26 +84,36 @@ def split_units(chunk: Chunk, row: int, first_list_id: int = 0) -> list[Unit]:
         if kind in ("heading", "lead"):
             units.append(Unit(row, chunk.start + s, chunk.start + e, kind, -1))
             in_list = False
+            last_number = None
             continue
-        is_item = kind == "item"
+        is_item = kind == "item" or bool(_ENUM_START.match(text))
         number = item_number(text) if is_item else None
+        follows_on = follows(last_number, number)
         restarted = number is not None and last_number is not None and number <= last_number
-        if is_item and (not in_list or restarted):
+        if is_item and ((not in_list and not follows_on) or restarted):
             list_id += 1
-        in_list = is_item
-        last_number = number if is_item else None
-        # a line may carry an inline list ("解决方案:1.xx;2.yy;3.zz") or several sentences
-        pieces = []
+        if is_item:
+            in_list = True
+            last_number = number
+        elif last_number is None:
+            in_list = False  # an unnumbered list ends at the first line that is not an item
+        # a line may carry an inline list ("解决方案:1.xx;2.yy;3.zz", "一是…;二是…") or
+        # several sentences
         cuts = [0] + [m.start() for m in _INLINE_ITEM.finditer(text)] + [len(text)]
+        pieces = []
         for a, b in zip(cuts, cuts[1:], strict=False):
             if b > a:
                 pieces.append((a, b, a > 0))
         inline_list = len(pieces) > 1
-        if inline_list and not is_item:
-            list_id += 1
+        if inline_list:
+            if not is_item:
+                list_id += 1
+            in_list = True
+            last_number = item_number(text[pieces[-1][0]:].lstrip())
         for a, b, inline in pieces:
             seg = text[a:b]
-            if len(seg) <= MAX_UNIT and (is_item or inline):
+            numbered = bool(_DIGIT_ITEM.match(seg))
+            if len(seg) <= MAX_UNIT and (is_item or (inline and numbered)):
                 spans = [(a, b)]
             else:
                 spans = [(a + m.start(), a + m.end()) for m in _SENT.finditer(seg) if m.end() > m.start()]

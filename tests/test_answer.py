@@ -191,6 +191,24 @@ def test_real_list_question_gets_the_whole_list_in_order(real_service):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(("question", "parts"), [
+    # an announcing lead line, then an "一是…;二是…;三是…" enumeration over two lines
+    ("營銷部門和銷售部門衝突過大時,總經理有哪三種選擇?", ["一是將營銷部門重新納入銷售經理", "二是由公司的一名常務副總經理", "三是將銷售部門納入營銷經理"]),
+    # an item that announces a sub-list ("…主要是两项:")
+    ("销售部的费用管理工作主要是哪两项?", ["一是会同财务部门做好销售体系的费用预算", "二是会同一线销售队伍及时对客户应付款项进行核销"]),
+    # an announcing line followed by prose, not by a list
+    ("营销战略顾问 解决哪些问题", ["細分和選擇目標市場、定位、品牌"]),
+])
+def test_real_announced_parts_are_answered_whole(real_service, texts, question, parts):
+    a = real_service.ask(question).to_dict()
+    check_citations(a, texts)
+    quotes = "\n".join(c["quote"] for c in a["citations"])
+    for part in parts:
+        assert part in quotes, a["answer"]
+        assert to_simplified(part)[:10] in to_simplified(a["answer"])
+
+
+@pytest.mark.slow
 def test_real_why_question_cites_the_quarrel_causes(real_service):
     a = real_service.ask("市场部和销售部为什么会发生冲突？").to_dict()
     causes = [c for c in a["citations"] if c["section"].endswith("出现争吵原因")]

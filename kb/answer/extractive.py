@@ -19,13 +19,13 @@ from ingest.chunk import HEADING_STYLES
 from ingest.normalize import in_script, normalize, script_of
 from kb.answer.base import NOT_COVERED, Answer, Citation
 from kb.config import AnswerSettings
-from kb.units import item_number, strip_marker
+from kb.units import follows, item_number, strip_marker
 
 if TYPE_CHECKING:
     from kb.service import KnowledgeService
 
 SHAPES = ("list", "why", "how", "difference", "definition", "fact")
-_ENUMERATION = re.compile(r"哪些|哪几|几点|几个|几方面|几类|几种|列举")
+_ENUMERATION = re.compile(r"哪些|哪几|几点|几个|几方面|几类|几种|列举|哪[一二两三四五六七八九十\d]+\s*[个种項项点条類类方面大块塊步]")
 _SHAPE_PATTERNS = (
     ("difference", re.compile(r"区别|不同|差异|差别|异同|分别是|有何不同|\bvs\b|相比")),
     ("why", re.compile(r"为什么|为啥|为何|原因|怎么会|缘故|根源|因素")),
@@ -266,32 +266,34 @@ class ExtractiveAnswerer:
         return chosen
 
     def _list_units(self, list_id: int, row: int) -> list[int]:
-        """All items of a list in text order, following it into the next chunk of the same
-        section when the chunker had to split it."""
+        """All items of a list in text order, following it into the next chunks of the same
+        section while the numbering continues (past the sentences that explain an item)."""
         idx = self.svc.index
-        items = [u for u in idx.units_of_chunk.get(row, []) if idx.units[u].list_id == list_id]
+        items = [u for u in idx.units_of_chunk.get(row, [])
+                 if idx.units[u].list_id == list_id and idx.units[u].kind == "item"]
+        if not items:
+            return []
+        last = item_number(idx.unit_text(items[-1]))
         nxt = row + 1
-        while nxt < len(idx.chunks):
+        while last is not None and nxt < len(idx.chunks) and len(items) < 14:
             a, b = idx.chunks[row], idx.chunks[nxt]
             if b.source != a.source or b.section != a.section:
                 break
-            units = [u for u in idx.units_of_chunk.get(nxt, []) if idx.units[u].kind != "heading"]
-            lead_items = []
-            last = item_number(idx.unit_text(items[-1])) if items else None
-            for u in units:
-                if idx.units[u].kind != "item" or idx.units[u].list_id < 0:
-                    break
+            added = False
+            for u in idx.units_of_chunk.get(nxt, []):
+                unit = idx.units[u]
+                if unit.kind in ("heading", "lead"):
+                    return items
+                if unit.kind != "item":
+                    continue  # the explanation under the previous item
                 number = item_number(idx.unit_text(u))
-                if number is not None and last is not None and number != last + 1:
-                    break
-                lead_items.append(u)
+                if not follows(last, number):
+                    return items
+                items.append(u)
                 last = number
-            if not lead_items or len(items) + len(lead_items) > 14:
+                added = True
+            if not added:
                 break
-            items.extend(lead_items)
-            if len(lead_items) < len(units):
-                break
-            row = nxt
             nxt += 1
         return items
 
@@ -337,43 +339,66 @@ class ExtractiveAnswerer:
         return items[:14], self._list_topic(row, items[0])
 
     def _announced(self, unit_cos: dict[int, float]) -> tuple[list[int], str] | None:
-        """When the best-matching unit announces what follows ("可以划分为四个阶段:",
-        "以下是…的控制要点。", "主要任务有四个大方面:"), the answer is what it announces: the list
-        that follows it, or the run of sub-headings of one style that follows it, possibly in
-        the next chunks of the same document."""
+        """When one of the best-matching units announces what follows ("可以划分为四个阶段:",
+        "以下是…的控制要点。", "主要是两项:", "通常解决以下问题:"), the answer is what it
+        announces: the list that follows it, the run of sub-headings of one style that follows
+        it (possibly in the next chunks of the same document), or else the sentence(s) right
+        after it on the same topic line."""
         if not unit_cos:
             return None
         idx = self.svc.index
-        best = max(unit_cos, key=lambda u: unit_cos[u])
-        text = idx.unit_text(best).strip()
-        if not _ANNOUNCER.search(text) or idx.units[best].kind == "item":
-            return None
+        ranked = sorted(unit_cos, key=lambda u: -unit_cos[u])
+        top = unit_cos[ranked[0]]
+        for best in ranked[:1]:
+            if unit_cos[best] < top - 0.02:
+                break
+            text = idx.unit_text(best).strip()
+            if not _ANNOUNCER.search(text):
+                continue
+            if idx.units[best].kind == "item" and not re.search(r"[:：]\s*$", text):
+                continue  # an item is an announcer only when it ends in a colon
+            picked = self._following(best)
+            if picked:
+                return [best] + picked[:14], ""
+        return None
+
+    def _following(self, announcer: int) -> list[int]:
+        idx = self.svc.index
+        ann = idx.units[announcer]
         following: list[int] = []
-        row = idx.units[best].chunk
+        row = ann.chunk
         source = idx.chunks[row].source
         for r in range(row, min(row + 8, len(idx.chunks))):
             if idx.chunks[r].source != source:
                 break
-            following.extend(u for u in idx.units_of_chunk.get(r, []) if idx.units[u].start >= idx.units[best].end)
+            following.extend(u for u in idx.units_of_chunk.get(r, []) if idx.units[u].start >= ann.end)
         if not following:
-            return None
+            return []
         first = following[0]
         kind = idx.units[first].kind
         picked: list[int] = []
-        if kind == "item" and idx.units[first].list_id >= 0:
+        if kind == "item" and idx.units[first].list_id >= 0 and idx.units[first].list_id != ann.list_id:
             picked = self._list_units(idx.units[first].list_id, idx.units[first].chunk)
         elif kind == "heading":
             style = _heading_style(idx.unit_text(first))
             if not style:
-                return None
+                return []
             for u in following:
                 if idx.units[u].kind == "heading":
                     if _heading_style(idx.unit_text(u)) != style:
                         break
                     picked.append(u)
-        if len(picked) < 2:
-            return None
-        return [best] + picked[:14], ""
+        elif kind == "sentence" and re.search(r"[:：]\s*$", idx.unit_text(announcer)):
+            # "通常解决以下问题:" followed by prose: the sentence(s) up to the first full stop
+            doc = idx.documents[source].text
+            for u in following[:4]:
+                if idx.units[u].kind != "sentence" or "\n\n" in doc[ann.end : idx.units[u].start]:
+                    break
+                picked.append(u)
+                if idx.unit_text(u).rstrip()[-1:] in "。！？!?":
+                    break
+            return picked
+        return picked if len(picked) >= 2 else []
 
     def _above(self, row: int, first_item: int) -> list[int]:
         """The (at most three) non-list units right above a list in its chunk, after any
