@@ -37,6 +37,21 @@ def item_number(text: str) -> int | None:
     return _CN.get(raw[0], 0) * 10 + (_CN.get(raw[-1], 0) if raw[-1] != "十" else 0)
 
 
+def marker_style(text: str) -> str:
+    """The kind of marker a list item starts with: "digit" (1、 1. 1)), "paren" ((1)), "cn"
+    (一、 一是 第一), "circled" (①) or "bullet"; "" for none. A nested list uses another style."""
+    t = text.lstrip()
+    if re.match(r"\d", t):
+        return "digit"
+    if re.match(r"[（(]", t):
+        return "paren"
+    if re.match(r"[第其]?[一二三四五六七八九十]", t):
+        return "cn"
+    if re.match(r"[①-⑳]", t):
+        return "circled"
+    return "bullet" if ITEM.match(t) else ""
+
+
 def follows(last: int | None, number: int | None) -> bool:
     """Whether item ``number`` continues a list whose last item was ``last``; one missing
     number is tolerated (web copies drop items: "3. … 5. …")."""
@@ -108,8 +123,11 @@ def split_units(chunk: Chunk, row: int, first_list_id: int = 0) -> list[Unit]:
         if inline_list:
             if not is_item:
                 list_id += 1
+                last_number = item_number(text[pieces[-1][0]:].lstrip())
+            elif marker_style(text[pieces[-1][0]:]) == marker_style(text):
+                last_number = item_number(text[pieces[-1][0]:].lstrip())
+            # else a nested enumeration inside an item ("4.费用管理主要是两项:一是…二是…")
             in_list = True
-            last_number = item_number(text[pieces[-1][0]:].lstrip())
         for a, b, inline in pieces:
             seg = text[a:b]
             numbered = bool(_DIGIT_ITEM.match(seg))
@@ -122,9 +140,12 @@ def split_units(chunk: Chunk, row: int, first_list_id: int = 0) -> list[Unit]:
                 if ys <= xs or not re.search(r"[\w\u4e00-\u9fff]", chunk.text[xs:ys]):
                     continue
                 item = (is_item and j == 0) or (inline and j == 0)
+                # the words before an inline list ("请问:…?我认为表现为以下三个方面:") are
+                # not part of it
+                in_this_list = is_item or (inline_list and (inline or a > 0))
                 units.append(
                     Unit(row, chunk.start + xs, chunk.start + ys, "item" if item else "sentence",
-                         list_id if (is_item or inline_list) else -1)
+                         list_id if in_this_list else -1)
                 )
     return units
 

@@ -209,6 +209,30 @@ def test_real_announced_parts_are_answered_whole(real_service, texts, question, 
 
 
 @pytest.mark.slow
+def test_real_question_in_an_interview_is_answered_by_what_follows_it(real_service, texts):
+    # 001 has "请问:两部门沟通协作不力在实践中有哪些表现呢?宋辉:我认为表现为以下三个方面:1.信息沟通方面。…"
+    a = real_service.ask("两个部门配合不到位,在实际工作里会表现成什么样?").to_dict()
+    check_citations(a, texts)
+    points = [line for line in a["answer"].splitlines() if line.startswith("- ")]
+    titles = ["信息沟通方面。", "方案制定方面。", "销售执行方面。"]
+    found = [next((i for i, p in enumerate(points) if t in p), -1) for t in titles]
+    assert -1 not in found and found == sorted(found), a["answer"]
+    # a title-only item brings the sentence that explains it
+    assert "销售部是企业接触市场的最前沿部门" in points[found[0]]
+
+
+@pytest.mark.slow
+def test_real_list_split_over_chunks_is_given_from_its_first_item(real_service, texts):
+    # 003: "…主要包括以下五个方面的工作" ends one chunk; items 1-3 and 4-5 lie in the next two,
+    # with a nested "一是…二是…" under item 4
+    a = real_service.ask("销售部对内部业务要抓哪几块工作?").to_dict()
+    check_citations(a, texts)
+    heads = ["营销目标的制定", "营销计划的制定", "业务流程处理", "预算与费用管理", "一线人员的管理"]
+    positions = [a["answer"].find(h) for h in heads]
+    assert -1 not in positions and positions == sorted(positions), a["answer"]
+
+
+@pytest.mark.slow
 def test_real_why_question_cites_the_quarrel_causes(real_service):
     a = real_service.ask("市场部和销售部为什么会发生冲突？").to_dict()
     causes = [c for c in a["citations"] if c["section"].endswith("出现争吵原因")]

@@ -19,7 +19,7 @@ from ingest.chunk import HEADING_STYLES
 from ingest.normalize import in_script, normalize, script_of
 from kb.answer.base import NOT_COVERED, Answer, Citation
 from kb.config import AnswerSettings
-from kb.units import follows, item_number, strip_marker
+from kb.units import follows, item_number, marker_style, strip_marker
 
 if TYPE_CHECKING:
     from kb.service import KnowledgeService
@@ -49,6 +49,8 @@ def _heading_style(text: str) -> str:
             return style
     return ""
 MAX_CITATION_CHARS = 260
+LIST_LEXICAL_WEIGHT = 0.3
+_TITLE_ONLY = 12  # an item this short is a title; its explanation follows
 
 
 def question_shape(question: str) -> str:
@@ -204,7 +206,7 @@ class ExtractiveAnswerer:
             # a list whose heading matches the question answers it whole; for a plain fact
             # question the heading must be the very best match
             chosen, lead_topic = self._pick_list(
-                scored, cand_rows, unit_cos, strict=shape in ("fact", "why"), shape=shape
+                scored, cand_rows, unit_cos, strict=shape in ("fact", "why"), shape=shape, tokens=tokens
             )
             if not chosen:
                 n = 3 if shape == "fact" else 4
@@ -218,7 +220,7 @@ class ExtractiveAnswerer:
         structured = structured or sum(1 for u in chosen if idx.units[u].list_id >= 0) >= 2
         if not structured:
             chosen = self._ensure_top_passage(chosen, scored, rows)
-        chosen = self._complete(chosen)
+        chosen = self._with_bodies(self._complete(chosen))
 
         answer_md, citations = self._compose(chosen, shape, lead_topic, script, scored, tokens)
         t2 = time.perf_counter()
@@ -228,6 +230,15 @@ class ExtractiveAnswerer:
             timings_ms={"retrieve": round((t1 - t0) * 1000, 2), "compose": round((t2 - t1) * 1000, 2)},
             resolved_question=resolved, confidence=round(conf, 4),
         )
+
+    def _weighted_overlap(self, tokens: list[str], text: str) -> float:
+        """IDF-weighted share of the question's distinct terms found in ``text``."""
+        terms = set(tokens)
+        if not terms:
+            return 0.0
+        t = normalize(text)
+        total = sum(self._idf(x) for x in terms)
+        return sum(self._idf(x) for x in terms if x in t) / total if total else 0.0
 
     @staticmethod
     def _overlap(tokens: list[str], text: str) -> float:
@@ -274,6 +285,7 @@ class ExtractiveAnswerer:
         if not items:
             return []
         last = item_number(idx.unit_text(items[-1]))
+        style = marker_style(idx.unit_text(items[0]))
         nxt = row + 1
         while last is not None and nxt < len(idx.chunks) and len(items) < 14:
             a, b = idx.chunks[row], idx.chunks[nxt]
@@ -284,8 +296,8 @@ class ExtractiveAnswerer:
                 unit = idx.units[u]
                 if unit.kind in ("heading", "lead"):
                     return items
-                if unit.kind != "item":
-                    continue  # the explanation under the previous item
+                if unit.kind != "item" or marker_style(idx.unit_text(u)) != style:
+                    continue  # the explanation under the previous item, or a nested list
                 number = item_number(idx.unit_text(u))
                 if not follows(last, number):
                     return items
@@ -297,8 +309,29 @@ class ExtractiveAnswerer:
             nxt += 1
         return items
 
+    def _list_start(self, row: int, list_id: int) -> tuple[int, int]:
+        """Where a list really begins: a list whose first item is "4." continues one that
+        started in the previous chunk of the same section."""
+        idx = self.svc.index
+        for _ in range(3):
+            items = [u for u in idx.units_of_chunk.get(row, [])
+                     if idx.units[u].list_id == list_id and idx.units[u].kind == "item"]
+            if not items or row == 0:
+                break
+            first = idx.unit_text(items[0])
+            number = item_number(first)
+            prev, this = idx.chunks[row - 1], idx.chunks[row]
+            if not number or number == 1 or prev.source != this.source or prev.section != this.section:
+                break
+            earlier = [u for u in idx.units_of_chunk.get(row - 1, [])
+                       if idx.units[u].kind == "item" and marker_style(idx.unit_text(u)) == marker_style(first)]
+            if not earlier or not follows(item_number(idx.unit_text(earlier[-1])), number):
+                break
+            row, list_id = row - 1, idx.units[earlier[-1]].list_id
+        return row, list_id
+
     def _pick_list(self, scored: dict[int, float], rows: list[int], unit_cos: dict[int, float],
-                   strict: bool = False, shape: str = "list") -> tuple[list[int], str]:
+                   strict: bool = False, shape: str = "list", tokens: list[str] | None = None) -> tuple[list[int], str]:
         """The list (numbered items under one heading) that best answers the question: its
         heading or lead line should match the question, and its items should too."""
         idx = self.svc.index
@@ -307,7 +340,7 @@ class ExtractiveAnswerer:
             unit = idx.units[u]
             if unit.list_id >= 0 and unit.kind == "item":
                 lists.setdefault((unit.chunk, unit.list_id), []).append(u)
-        best_key, best_score, best_topic, holds_best = None, -1.0, 0.0, False
+        best_key, best_rank, best_score, best_topic, holds_best = None, -1.0, -1.0, 0.0, False
         top_raw = max(unit_cos.values(), default=0.0)
         # lists in the three best passages, or right after them
         allowed = set(rows[:3]) | {r + 1 for r in rows[:3]}
@@ -318,13 +351,20 @@ class ExtractiveAnswerer:
             first = min(members, key=lambda u: idx.units[u].start)
             # headings, leads and intro sentences above the list in its chunk
             above = self._above(row, first)
-            topic = max((unit_cos.get(u, 0.0) for u in above), default=0.0)
+            # headings, lead lines, announcing sentences and the sentence right above it name
+            # the list; other prose above it is not about the list (it may be the answer itself)
+            topic = max((unit_cos.get(u, 0.0) for i, u in enumerate(above)
+                         if self._names_list(u) or i == len(above) - 1), default=0.0)
             label = normalize(" ".join(idx.unit_text(u) for u in above))
             if (shape == "how" and _CAUSE.search(label)) or (shape == "why" and _REMEDY.search(label)):
                 continue  # a list of causes does not answer "how to fix it", nor the reverse
-            s = 0.6 * max(topic, vals[0] - 0.02) + 0.4 * float(np.mean(vals[:3])) - 0.02 * rows.index(row)
-            if s > best_score:
-                best_key, best_score, best_topic = (row, lid), s, topic
+            # the question's words in the list's label and items ("对外…形象…宣传" picks the
+            # list of PR duties over another list in the same passage)
+            lexical = self._weighted_overlap(tokens or [], label + " ".join(idx.unit_text(u) for u in members))
+            dense = 0.6 * max(topic, vals[0] - 0.02) + 0.4 * float(np.mean(vals[:3])) - 0.02 * rows.index(row)
+            s = dense + LIST_LEXICAL_WEIGHT * lexical
+            if s > best_rank:
+                best_key, best_rank, best_score, best_topic = (row, lid), s, dense, topic
                 holds_best = vals[0] >= top_raw
         if best_key is None:
             return [], ""
@@ -332,9 +372,10 @@ class ExtractiveAnswerer:
             return [], ""
         # the list is the answer when its heading matches about as well as anything, or when
         # it holds the single best-matching sentence
-        if best_topic < top_raw - 0.015 and best_score < top_raw - 0.04 and not holds_best:
+        margin = 0.04
+        if best_topic < top_raw - 0.015 and best_score < top_raw - margin and not holds_best:
             return [], ""
-        row, lid = best_key
+        row, lid = self._list_start(*best_key)
         items = self._list_units(lid, row)
         return items[:14], self._list_topic(row, items[0])
 
@@ -350,9 +391,17 @@ class ExtractiveAnswerer:
         ranked = sorted(unit_cos, key=lambda u: -unit_cos[u])
         top = unit_cos[ranked[0]]
         for best in ranked[:1]:
-            if unit_cos[best] < top - 0.02:
-                break
             text = idx.unit_text(best).strip()
+            if text[-1:] in "?？" and idx.units[best].kind == "sentence":
+                # a question in the document (an interview, an FAQ) that matches the user's:
+                # the answer is what follows it
+                after = self._following(best, prose_limit=3)
+                if after and _ANNOUNCER.search(idx.unit_text(after[0])):
+                    listed = self._following(after[0])
+                    after = [after[0]] + listed if listed else after
+                if after:
+                    return after[:15], ""
+                continue
             if not _ANNOUNCER.search(text):
                 continue
             if idx.units[best].kind == "item" and not re.search(r"[:：]\s*$", text):
@@ -362,7 +411,7 @@ class ExtractiveAnswerer:
                 return [best] + picked[:14], ""
         return None
 
-    def _following(self, announcer: int) -> list[int]:
+    def _following(self, announcer: int, prose_limit: int = 4) -> list[int]:
         idx = self.svc.index
         ann = idx.units[announcer]
         following: list[int] = []
@@ -379,6 +428,15 @@ class ExtractiveAnswerer:
         picked: list[int] = []
         if kind == "item" and idx.units[first].list_id >= 0 and idx.units[first].list_id != ann.list_id:
             picked = self._list_units(idx.units[first].list_id, idx.units[first].chunk)
+        elif kind == "item" and marker_style(idx.unit_text(first)) != marker_style(idx.unit_text(announcer)):
+            # an item announcing its own sub-list ("4.费用管理主要是两项:一是…二是…")
+            style = marker_style(idx.unit_text(first))
+            for u in following:
+                unit_style = marker_style(idx.unit_text(u)) if idx.units[u].kind == "item" else ""
+                if idx.units[u].kind in ("heading", "lead") or (unit_style and unit_style != style):
+                    break
+                if unit_style == style:
+                    picked.append(u)
         elif kind == "heading":
             style = _heading_style(idx.unit_text(first))
             if not style:
@@ -388,10 +446,11 @@ class ExtractiveAnswerer:
                     if _heading_style(idx.unit_text(u)) != style:
                         break
                     picked.append(u)
-        elif kind == "sentence" and re.search(r"[:：]\s*$", idx.unit_text(announcer)):
-            # "通常解决以下问题:" followed by prose: the sentence(s) up to the first full stop
+        elif kind == "sentence" and re.search(r"[:：?？]\s*$", idx.unit_text(announcer)):
+            # "通常解决以下问题:" (or a question) followed by prose: the sentence(s) up to the
+            # first full stop
             doc = idx.documents[source].text
-            for u in following[:4]:
+            for u in following[:prose_limit]:
                 if idx.units[u].kind != "sentence" or "\n\n" in doc[ann.end : idx.units[u].start]:
                     break
                 picked.append(u)
@@ -412,12 +471,25 @@ class ExtractiveAnswerer:
                 out = []  # an earlier list: what stood above it is not this list's topic
             else:
                 out.append(u)
+        if not out and row > 0 and idx.units_of_chunk.get(row, [None])[0] == first_item:
+            # the list opens its chunk: its announcing line ends the previous chunk
+            prev, this = idx.chunks[row - 1], idx.chunks[row]
+            if prev.source == this.source and prev.section == this.section:
+                tail = idx.units_of_chunk.get(row - 1, [])[-1:]
+                if tail and idx.units[tail[0]].list_id < 0 and (
+                    idx.units[tail[0]].kind in ("heading", "lead") or _ANNOUNCER.search(idx.unit_text(tail[0]))
+                ):
+                    out = tail
         return out[-3:]
+
+    def _names_list(self, u: int) -> bool:
+        return self.svc.index.units[u].kind in ("heading", "lead") or bool(_ANNOUNCER.search(self.svc.index.unit_text(u)))
 
     def _list_topic(self, row: int, first_item: int) -> str:
         """The lead line or heading right above a list, as a topic for the lead sentence."""
         idx = self.svc.index
-        above = [u for u in self._above(row, first_item) if len(idx.unit_text(u)) <= 30]
+        above = [u for u in self._above(row, first_item) if len(idx.unit_text(u)) <= 30
+                 and (idx.units[u].kind in ("heading", "lead") or _ANNOUNCER.search(idx.unit_text(u)))]
         if above:
             # the shortest heading above the list names it best ("(一)市场部经理的职责")
             u = min(above[-2:], key=lambda u: len(idx.unit_text(u)))
@@ -494,6 +566,23 @@ class ExtractiveAnswerer:
                 k = nxt
         return out
 
+    def _with_bodies(self, chosen: list[int]) -> list[int]:
+        """A list item that is only a title ("1.信息沟通方面。") brings the first sentence that
+        explains it, so the point says something."""
+        idx = self.svc.index
+        out: list[int] = []
+        for u in chosen:
+            out.append(u)
+            nxt = u + 1
+            if (self._title_only(u) and nxt < len(idx.units) and nxt not in chosen
+                    and idx.units[nxt].chunk == idx.units[u].chunk and idx.units[nxt].kind == "sentence"):
+                out.append(nxt)
+        return out
+
+    def _title_only(self, u: int) -> bool:
+        unit = self.svc.index.units[u]
+        return unit.kind == "item" and len(strip_marker(self.svc.index.unit_text(u))) <= _TITLE_ONLY
+
     # -- composing -----------------------------------------------------------------------------
     def _compose(self, chosen: list[int], shape: str, topic: str, script: str,
                  scored: dict[int, float], terms: list[str]) -> tuple[str, list[Citation]]:
@@ -539,6 +628,10 @@ class ExtractiveAnswerer:
         runs: list[list[int]] = []
         for u in ordered:
             unit = idx.units[u]
+            if (runs and len(runs[-1]) == 1 and u == runs[-1][0] + 1 and self._title_only(runs[-1][0])
+                    and unit.kind == "sentence" and cite_of[runs[-1][0]] == cite_of[u]):
+                runs[-1].append(u)  # an item's title and the sentence explaining it
+                continue
             if runs and unit.kind == "sentence" and idx.units[runs[-1][-1]].kind == "sentence":
                 prev = idx.units[runs[-1][-1]]
                 text = idx.documents[idx.chunks[unit.chunk].source].text
@@ -550,8 +643,11 @@ class ExtractiveAnswerer:
         for run in runs:
             first, last = idx.units[run[0]], idx.units[run[-1]]
             text = idx.documents[idx.chunks[first.chunk].source].text[first.start : last.end]
+            text = re.sub(r"\s*\n\s*", " ", text)
             limit = _POINT_MAX + 40 * (len(run) - 1)
-            points.append(f"- {shorten(text, limit, terms)} [{cite_of[run[0]]}]")
+            # a list item keeps its head (its title), prose keeps the part about the question
+            focus = [] if first.kind == "item" else terms
+            points.append(f"- {shorten(text, limit, focus)} [{cite_of[run[0]]}]")
         lead = self._lead(shape, topic, len(points), script)
         return lead + "\n" + "\n".join(points), citations
 
