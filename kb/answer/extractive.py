@@ -388,28 +388,22 @@ class ExtractiveAnswerer:
         if not unit_cos:
             return None
         idx = self.svc.index
-        ranked = sorted(unit_cos, key=lambda u: -unit_cos[u])
-        top = unit_cos[ranked[0]]
-        for best in ranked[:1]:
-            text = idx.unit_text(best).strip()
-            if text[-1:] in "?？" and idx.units[best].kind == "sentence":
-                # a question in the document (an interview, an FAQ) that matches the user's:
-                # the answer is what follows it
-                after = self._following(best, prose_limit=3)
-                if after and _ANNOUNCER.search(idx.unit_text(after[0])):
-                    listed = self._following(after[0])
-                    after = [after[0]] + listed if listed else after
-                if after:
-                    return after[:15], ""
-                continue
-            if not _ANNOUNCER.search(text):
-                continue
-            if idx.units[best].kind == "item" and not re.search(r"[:：]\s*$", text):
-                continue  # an item is an announcer only when it ends in a colon
-            picked = self._following(best)
-            if picked:
-                return [best] + picked[:14], ""
-        return None
+        best = max(unit_cos, key=lambda u: unit_cos[u])
+        text = idx.unit_text(best).strip()
+        if text[-1:] in "?？" and idx.units[best].kind == "sentence":
+            # a question in the document (an interview, an FAQ) that matches the user's: the
+            # answer is what follows it
+            after = self._following(best, prose_limit=3)
+            if after and _ANNOUNCER.search(idx.unit_text(after[0])):
+                listed = self._following(after[0])
+                after = [after[0]] + listed if listed else after
+            return (after[:15], "") if after else None
+        if not _ANNOUNCER.search(text):
+            return None
+        if idx.units[best].kind == "item" and not re.search(r"[:：]\s*$", text):
+            return None  # an item announces only when it ends in a colon
+        picked = self._following(best)
+        return ([best] + picked[:14], "") if picked else None
 
     def _following(self, announcer: int, prose_limit: int = 4) -> list[int]:
         idx = self.svc.index
