@@ -62,10 +62,12 @@ class AnswerSettings:
     passages: int = 6
     # evidence below this fused-confidence is refused ("not in the knowledge base");
     # calibrated on the dev set (see eval/README.md)
-    min_confidence: float = 0.92
+    min_confidence: float = 0.90
     max_question_chars: int = 500
     extra_passages: int = 2  # how many further passages may add their best sentence
     extra_margin: float = 0.1  # ...when it scores within this margin of the best point
+    # refuse a question asking for a value (多少, 几个月, 网址…) of a noun the corpus never uses
+    value_guard: bool = True
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,11 @@ class Segmenter:
         )
 
     @property
+    def tokenizer(self) -> jieba.Tokenizer:
+        """The jieba tokenizer with the domain dictionary (for part-of-speech tagging)."""
+        return self._tk
+
+    @property
     def fingerprint(self) -> str:
         """Hash of the dictionary and stop words: an index built with other ones is stale."""
         h = hashlib.sha256()

@@ -9,6 +9,7 @@ that document's text sliced ``[start:end]``.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from typing import TYPE_CHECKING
@@ -18,12 +19,14 @@ import numpy as np
 from ingest.chunk import HEADING_STYLES
 from ingest.normalize import in_script, normalize, script_of
 from kb.answer.base import NOT_COVERED, Answer, Citation
+from kb.answer.scope import ScopeGuard
 from kb.config import AnswerSettings
 from kb.units import follows, item_number, marker_style, strip_marker
 
 if TYPE_CHECKING:
     from kb.service import KnowledgeService
 
+log = logging.getLogger(__name__)
 SHAPES = ("list", "why", "how", "difference", "definition", "fact")
 _ENUMERATION = re.compile(r"哪些|哪几|几点|几个|几方面|几类|几种|列举|哪[一二两三四五六七八九十\d]+\s*[个种項项点条類类方面大块塊步]")
 _SHAPE_PATTERNS = (
@@ -130,6 +133,10 @@ class ExtractiveAnswerer:
                 if tid + 1 < len(indptr):
                     self._df[token] = int(indptr[tid + 1] - indptr[tid])
         self._n_docs = max(len(idx.chunks), 1)
+        self.scope = ScopeGuard(
+            service.segmenter.tokenizer, (d.text for d in idx.documents.values()),
+            [t for group in service.queries.groups for t in group],
+        )
         self._suggestions: list[str] | None = None
         self._suggestion_vectors: np.ndarray | None = None
         self.related(None)  # embed the suggestions now, not on the first refusal
@@ -185,6 +192,10 @@ class ExtractiveAnswerer:
         conf = self.confidence(best_chunk, self.coverage(tokens, rows[:3]), self.coverage(tokens, rows[:1]))
 
         if not rows or conf < self.settings.min_confidence:
+            return self._refuse(question, resolved, script, conf, qvec, t0, t1)
+        missing = self.scope.unanswerable(resolved) if self.settings.value_guard else []
+        if missing:
+            log.info("refused %r: asks for a value of %s, which the corpus never mentions", resolved, "、".join(missing))
             return self._refuse(question, resolved, script, conf, qvec, t0, t1)
 
         rank_of = {r: i for i, r in enumerate(cand_rows)}

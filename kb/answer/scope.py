@@ -1,0 +1,54 @@
+"""Out-of-scope guard for value questions: "艾奇公司的股价是多少?" shares most of its words with
+real passages, so retrieval evidence alone cannot refuse it. But a question that asks for a value
+(多少, 几个月, 百分之几, 哪个城市, 网址…) of something the knowledge base never mentions (股价,
+年终奖) cannot be answered from it, whatever else matches. The subject is a noun of the question
+(jieba part-of-speech, the domain dictionary loaded) that occurs nowhere in the corpus. Likewise
+a question naming a product or technology the corpus never uses ("怎么配置公司VPN?"). Glossary
+terms count as known (KPI is a synonym of 考核)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+import jieba.posseg
+
+from ingest.normalize import normalize
+
+VALUE_QUESTION = re.compile(
+    r"多少|几(?:个|天|月|年|岁|倍|次|成|号|点|楼|钱)|百分之几|什么比例|哪个(?:城市|国家|省|地方|网站)|哪里|在哪|何时|"
+    r"什么时候|哪一?天|价格|价钱|网址|电话|地址|股价"
+)
+_NOUN_FLAGS = ("n", "vn")  # n, nr, ns, nt, nz, vn …
+_LATIN = re.compile(r"[a-z][a-z0-9+#.-]*[a-z0-9+#]")  # normalised text is lower case
+
+
+class ScopeGuard:
+    def __init__(self, tokenizer: jieba.Tokenizer, corpus_texts: Iterable[str], known_terms: Iterable[str] = ()):
+        self._pos = jieba.posseg.POSTokenizer(tokenizer)
+        self._corpus = "\n".join(normalize(t) for t in corpus_texts)
+        self._known = {normalize(t) for t in known_terms}
+
+    def missing_subjects(self, question: str) -> list[str]:
+        """Nouns of the question (two characters or more) found nowhere in the corpus."""
+        q = normalize(question)
+        out = []
+        for pair in self._pos.cut(q):
+            word, flag = pair.word, pair.flag
+            if len(word) >= 2 and flag.startswith(_NOUN_FLAGS) and word not in self._known and word not in self._corpus:
+                out.append(word)
+        return out
+
+    def missing_foreign_terms(self, question: str) -> list[str]:
+        """Latin-script names in the question (VPN, Excel, iPhone) found nowhere in the corpus."""
+        q = normalize(question)
+        return [w for w in dict.fromkeys(_LATIN.findall(q)) if w not in self._known and w not in self._corpus]
+
+    def unanswerable(self, question: str) -> list[str]:
+        """Why ``question`` cannot be answered from this corpus: the missing subjects when it asks
+        for a value, or a product or technology name the corpus never uses. Empty when it may be
+        answerable."""
+        missing = self.missing_foreign_terms(question)
+        if VALUE_QUESTION.search(normalize(question)):
+            missing += [w for w in self.missing_subjects(question) if w not in missing]
+        return missing

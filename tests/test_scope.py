@@ -1,0 +1,52 @@
+"""The value-question guard: a question asking for a value of something the corpus never names is
+refused even when the rest of it matches real passages; questions about what the corpus does
+name, and questions that do not ask for a value, are left to the evidence threshold."""
+
+from __future__ import annotations
+
+import jieba
+import pytest
+
+from kb.answer.scope import ScopeGuard
+
+CORPUS = [
+    "市场部负责品牌推广和广告投放，销售部负责回款与客户关系。",
+    "艾奇公司的销售部经理每月召开一次协调会。",
+    "市場部人員的基本工資高於銷售人員。",  # Traditional
+]
+
+
+@pytest.fixture(scope="module")
+def guard():
+    return ScopeGuard(jieba.Tokenizer(), CORPUS, known_terms=["考核", "KPI"])
+
+
+@pytest.mark.parametrize(("question", "missing"), [
+    ("艾奇公司的股价是多少?", ["股价"]),
+    ("市场部的年终奖一般发几个月?", ["年终奖"]),
+    ("長江傢俱的官方網站網址是什麼?", ["长江", "家具", "官方网站", "网址"]),  # Traditional, normalised first
+    ("怎么配置公司VPN?", ["vpn"]),  # a product name the corpus never uses, whatever is asked
+])
+def test_value_questions_about_unknown_things_are_unanswerable(guard, question, missing):
+    assert guard.unanswerable(question)[: len(missing)] == missing
+
+
+@pytest.mark.parametrize("question", [
+    "销售部经理多久开一次协调会?",  # asks for a value, of things the corpus names
+    "市场部人员的基本工资是多少?",  # 工资 is in the Traditional document as 工資
+    "市场部的KPI怎么定?",  # a glossary term
+    "市场部和销售部老吵架咋整?",  # colloquial nouns missing, but not a value question
+])
+def test_answerable_questions_pass(guard, question):
+    assert guard.unanswerable(question) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("question", [
+    "艾奇软件公司现在的股价是多少?",
+    "市场部的年终奖一般发几个月工资?",
+    "怎么配置公司VPN?",
+])
+def test_real_value_questions_about_unknown_things_are_refused(real_service, question):
+    a = real_service.ask(question).to_dict()
+    assert a["answered"] is False and a["citations"] == [] and a["related"], a["answer"]
