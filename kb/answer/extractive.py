@@ -41,7 +41,7 @@ _POINT_MAX = 110
 _CAUSE = re.compile(r"原因|因素|为什么|根源")
 _REMEDY = re.compile(r"措施|办法|方法|对策|解决|如何|怎样")
 _ANNOUNCER = re.compile(
-    r"([:：]\s*$|以下|如下|下列|[一二三四五六七八九十两\d]+\s*(个|大|项|条)?\s*"
+    r"([:：]\s*$|以下|如下|下列|[一二三四五六七八九十两几\d]+\s*(个|大|项|条)?\s*"
     r"(方面|阶段|原则|要点|部分|类|种|点|步|职能|任务)[^，,]{0,6}[:：。]?\s*$)"
 )
 
@@ -53,6 +53,7 @@ def _heading_style(text: str) -> str:
     return ""
 MAX_CITATION_CHARS = 260
 LIST_LEXICAL_WEIGHT = 0.3
+_ASKS = re.compile(r"([?？]|[呢吗嗎][\"”」]?)\s*$")  # a question in the document ("…如何才能…呢")
 _TITLE_ONLY = 12  # an item this short is a title; its explanation follows
 
 
@@ -356,8 +357,8 @@ class ExtractiveAnswerer:
         # lists in the three best passages, or right after them
         allowed = set(rows[:3]) | {r + 1 for r in rows[:3]}
         for (row, lid), members in lists.items():
-            if len(members) < 2 or row not in allowed:
-                continue
+            if row not in allowed or (len(members) < 2 and len(self._list_units(lid, row)) < 2):
+                continue  # a list of one item is no list (unless it goes on in the next chunks)
             vals = sorted((unit_cos[u] for u in members), reverse=True)
             first = min(members, key=lambda u: idx.units[u].start)
             # headings, leads and intro sentences above the list in its chunk
@@ -401,10 +402,10 @@ class ExtractiveAnswerer:
         idx = self.svc.index
         best = max(unit_cos, key=lambda u: unit_cos[u])
         text = idx.unit_text(best).strip()
-        if text[-1:] in "?？" and idx.units[best].kind == "sentence":
+        if _ASKS.search(text) and idx.units[best].kind == "sentence":
             # a question in the document (an interview, an FAQ) that matches the user's: the
             # answer is what follows it
-            after = self._following(best, prose_limit=3)
+            after = self._following(best, prose_limit=4)
             if after and _ANNOUNCER.search(idx.unit_text(after[0])):
                 listed = self._following(after[0])
                 after = [after[0]] + listed if listed else after
@@ -451,9 +452,15 @@ class ExtractiveAnswerer:
                     if _heading_style(idx.unit_text(u)) != style:
                         break
                     picked.append(u)
-        elif kind == "sentence" and re.search(r"[:：?？]\s*$", idx.unit_text(announcer)):
-            # "通常解决以下问题:" (or a question) followed by prose: the sentence(s) up to the
-            # first full stop
+        elif kind == "sentence" and _ASKS.search(idx.unit_text(announcer)):
+            # a question followed by its answer: the sentences up to the next question or heading
+            for u in following[:prose_limit]:
+                if idx.units[u].kind != "sentence" or _ASKS.search(idx.unit_text(u)):
+                    break
+                picked.append(u)
+            return picked
+        elif kind == "sentence" and re.search(r"[:：]\s*$", idx.unit_text(announcer)):
+            # "通常解决以下问题:" followed by prose: the sentence(s) up to the first full stop
             doc = idx.documents[source].text
             for u in following[:prose_limit]:
                 if idx.units[u].kind != "sentence" or "\n\n" in doc[ann.end : idx.units[u].start]:
