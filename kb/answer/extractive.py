@@ -38,6 +38,7 @@ _SHAPE_PATTERNS = (
 )
 _SPLIT_SIDES = re.compile(r"(.{2,12}?)(?:和|与|跟|同|及|对比|vs|VS)(.{2,12}?)(?:的|之间|有|在|相比|比较|区别|不同|差异|差别|哪|$)")
 _POINT_MAX = 110
+_CONTRASTS = re.compile(r"[;；]|而|则|相比|相对|不同")
 _CAUSE = re.compile(r"原因|因素|为什么|根源")
 _REMEDY = re.compile(r"措施|办法|方法|对策|解决|如何|怎样")
 _ANNOUNCER = re.compile(
@@ -70,8 +71,12 @@ def question_shape(question: str) -> str:
 
 
 def contrast_sides(question: str) -> tuple[str, str] | None:
-    """The two things a 区别 question contrasts, e.g. ("市场部", "销售部")."""
+    """The two things a 区别 question contrasts, e.g. ("市场部", "销售部"), also from keywords
+    ("市场部 销售部 区别")."""
     q = re.sub(r"^(请问|请|说说|讲讲)", "", normalize(question))
+    terms = [t for t in q.split() if not _SHAPE_PATTERNS[0][1].search(t)]
+    if len(q.split()) >= 2 and len(terms) >= 2:
+        return (terms[0], terms[1]) if terms[0] != terms[1] else None
     m = _SPLIT_SIDES.search(q)
     if not m:
         return None
@@ -241,7 +246,7 @@ class ExtractiveAnswerer:
                 scored, cand_rows, unit_cos, strict=shape in ("fact", "why"), shape=shape, tokens=tokens
             )
             if not chosen:
-                n = 3 if shape == "fact" else 4
+                n = 4 if shape == "fact" else 5
                 chosen = self._pick_sentences(scored, n, rows)
         elif shape == "difference":
             chosen = self._pick_contrast(scored, resolved, rows)
@@ -539,6 +544,12 @@ class ExtractiveAnswerer:
             return base
         idx = self.svc.index
         chosen: list[int] = []
+        # a sentence that sets the two sides against each other says the difference outright
+        # ("市场部门的任务是解决…好卖的问题;销售部门的任务是解决…")
+        both = [u for u in scored if all(side in normalize(idx.unit_text(u)) for side in sides)
+                and _CONTRASTS.search(idx.unit_text(u))]
+        if both:
+            chosen.append(max(both, key=lambda u: scored[u]))
         for side in sides:
             subject = []
             for u in scored:
