@@ -285,8 +285,9 @@ class ExtractiveAnswerer:
         return sum(1 for tok in tokens if tok in t) / len(tokens)
 
     def _pick_sentences(self, scored: dict[int, float], n: int, rows: list[int] | None = None) -> list[int]:
-        """Top units by score, diverse: the best unit of the top passage first, at most two
-        units per passage, no near-copies (unit vectors closer than 0.95)."""
+        """Top units by score, diverse: the best unit of the top passage first, at most three
+        units from it and two from any other passage, no near-copies (unit vectors closer than
+        0.95)."""
         if not scored:
             return []
         idx = self.svc.index
@@ -304,7 +305,8 @@ class ExtractiveAnswerer:
                 break
             if chosen and scored[u] < best - 0.06:
                 break
-            if len(idx.unit_text(u)) < 8 or per_chunk.get(idx.units[u].chunk, 0) >= 2:
+            cap = 3 if rows and idx.units[u].chunk == rows[0] else 2  # the best passage may say more
+            if len(idx.unit_text(u)) < 8 or per_chunk.get(idx.units[u].chunk, 0) >= cap:
                 continue
             v = idx.unit_vectors[u]
             if any(float(v @ idx.unit_vectors[c]) > 0.95 for c in chosen):
