@@ -12,7 +12,8 @@ from ingest.chunk import HEADING_STYLES, ITEM, MD_HEADING, SENTENCE_END, ChunkSe
 from ingest.models import Chunk
 
 _SENT = re.compile(rf"[^{SENTENCE_END}]*[{SENTENCE_END}]+[”’\"」』)）》】]*|[^{SENTENCE_END}]+")
-_ENUM = r"(?:\d{1,2}\s*[.、．)）](?!\d)|[一二三四五六七八九十]是|其[一二三四五六七八九十][,，、是]|第[一二三四五六七八九十][,，、])"
+_BULLETS = "●•◆◇■□▪►▶√※★☆"
+_ENUM = rf"(?:\d{{1,2}}\s*[.、．)）](?!\d)|[一二三四五六七八九十]是|其[一二三四五六七八九十][,，、是]|第[一二三四五六七八九十][,，、]|[{_BULLETS}])"
 _INLINE_ITEM = re.compile(rf"(?<=[:：;；。])\s*(?={_ENUM})")
 _ENUM_START = re.compile(r"^(?:[一二三四五六七八九十]是|其[一二三四五六七八九十][,，、是]|第[一二三四五六七八九十][,，、])")
 _DIGIT_ITEM = re.compile(r"^\s*\d{1,2}\s*[.、．)）](?!\d)")
@@ -87,6 +88,7 @@ def split_units(chunk: Chunk, row: int, first_list_id: int = 0) -> list[Unit]:
     list_id = first_list_id - 1
     in_list = False
     last_number: int | None = None
+    open_bullet = ""  # ...but goes on at the next item with the same bullet
     pos = 0
     for line in chunk.text.split("\n"):
         ls = pos
@@ -100,18 +102,22 @@ def split_units(chunk: Chunk, row: int, first_list_id: int = 0) -> list[Unit]:
             units.append(Unit(row, chunk.start + s, chunk.start + e, kind, -1))
             in_list = False
             last_number = None
+            open_bullet = ""
             continue
         is_item = kind == "item" or bool(_ENUM_START.match(text))
         number = item_number(text) if is_item else None
         follows_on = follows(last_number, number)
         restarted = number is not None and last_number is not None and number <= last_number
-        if is_item and ((not in_list and not follows_on) or restarted):
+        glyph = text[0] if is_item and text[0] in _BULLETS else ""
+        same_bullets = bool(glyph) and glyph == open_bullet  # "●…" again after an explanation
+        if is_item and ((not in_list and not follows_on and not same_bullets) or restarted):
             list_id += 1
         if is_item:
             in_list = True
             last_number = number
+            open_bullet = glyph
         elif last_number is None:
-            in_list = False  # an unnumbered list ends at the first line that is not an item
+            in_list = False  # an unnumbered list ends at the first line that is not an item...
         # a line may carry an inline list ("解决方案:1.xx;2.yy;3.zz", "一是…;二是…") or
         # several sentences
         cuts = [0] + [m.start() for m in _INLINE_ITEM.finditer(text)] + [len(text)]
@@ -124,6 +130,8 @@ def split_units(chunk: Chunk, row: int, first_list_id: int = 0) -> list[Unit]:
             if not is_item:
                 list_id += 1
                 last_number = item_number(text[pieces[-1][0]:].lstrip())
+                tail = text[pieces[-1][0]:].lstrip()
+                open_bullet = tail[0] if tail[:1] and tail[0] in _BULLETS else ""
             elif marker_style(text[pieces[-1][0]:]) == marker_style(text):
                 last_number = item_number(text[pieces[-1][0]:].lstrip())
             # else a nested enumeration inside an item ("4.费用管理主要是两项:一是…二是…")

@@ -64,3 +64,19 @@ def test_item_numbers():
     assert item_number("考核") is None
     assert follows(2, 3) and follows(3, 5)
     assert not follows(3, 7) and not follows(None, 1) and not follows(3, 3)
+
+
+def test_bullets_after_a_colon_and_across_explanations_form_one_list():
+    text = ("需要把握四个原则:●业务不重叠。\n市场部与客户是项目合作关系;\n销售部与客户是事务合作关系。\n"
+            "●辐射一个基调。\n无论是市场部声音,还是销售部声音,必须是一个基调。\n●共同参与方式。")
+    units = units_of(text)
+    assert units[0] == ("sentence", -1, "需要把握四个原则:")
+    items = [(lid, t) for kind, lid, t in units if kind == "item"]
+    assert [t for _, t in items] == ["●业务不重叠。", "●辐射一个基调。", "●共同参与方式。"]
+    assert len({lid for lid, _ in items}) == 1
+
+
+def test_a_different_bullet_starts_another_list():
+    text = "●甲。\n说明。\n◆乙。"
+    items = [lid for kind, lid, _ in units_of(text) if kind == "item"]
+    assert items[0] != items[1]

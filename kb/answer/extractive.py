@@ -317,7 +317,8 @@ class ExtractiveAnswerer:
 
     def _list_units(self, list_id: int, row: int) -> list[int]:
         """All items of a list in text order, following it into the next chunks of the same
-        section while the numbering continues (past the sentences that explain an item)."""
+        section while the numbering (or the same bullet) continues, past the sentences that
+        explain an item."""
         idx = self.svc.index
         items = [u for u in idx.units_of_chunk.get(row, [])
                  if idx.units[u].list_id == list_id and idx.units[u].kind == "item"]
@@ -325,8 +326,9 @@ class ExtractiveAnswerer:
             return []
         last = item_number(idx.unit_text(items[-1]))
         style = marker_style(idx.unit_text(items[0]))
+        glyph = idx.unit_text(items[0])[:1] if style == "bullet" else ""
         nxt = row + 1
-        while last is not None and nxt < len(idx.chunks) and len(items) < 14:
+        while (last is not None or glyph) and nxt < len(idx.chunks) and len(items) < 14:
             a, b = idx.chunks[row], idx.chunks[nxt]
             if b.source != a.source or b.section != a.section:
                 break
@@ -338,7 +340,7 @@ class ExtractiveAnswerer:
                 if unit.kind != "item" or marker_style(idx.unit_text(u)) != style:
                     continue  # the explanation under the previous item, or a nested list
                 number = item_number(idx.unit_text(u))
-                if not follows(last, number):
+                if (glyph and idx.unit_text(u)[:1] != glyph) or (not glyph and not follows(last, number)):
                     return items
                 items.append(u)
                 last = number
