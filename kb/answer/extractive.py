@@ -330,7 +330,7 @@ class ExtractiveAnswerer:
         nxt = row + 1
         while (last is not None or glyph) and nxt < len(idx.chunks) and len(items) < 14:
             a, b = idx.chunks[row], idx.chunks[nxt]
-            if b.source != a.source or b.section != a.section:
+            if b.source != a.source:  # a heading in between ends the list, numbering decides the rest
                 break
             added = False
             for u in idx.units_of_chunk.get(nxt, []):
@@ -362,7 +362,7 @@ class ExtractiveAnswerer:
             first = idx.unit_text(items[0])
             number = item_number(first)
             prev, this = idx.chunks[row - 1], idx.chunks[row]
-            if not number or number == 1 or prev.source != this.source or prev.section != this.section:
+            if not number or number == 1 or prev.source != this.source:
                 break
             earlier = [u for u in idx.units_of_chunk.get(row - 1, [])
                        if idx.units[u].kind == "item" and marker_style(idx.unit_text(u)) == marker_style(first)]
