@@ -591,12 +591,29 @@ class ExtractiveAnswerer:
 
     def _complete(self, chosen: list[int]) -> list[int]:
         """Extend a sentence that ends in ；or ： with the rest of its enumeration on the same
-        line ("313原则,即:A;B;C。"), so a point never stops half-way."""
+        line ("313原则,即:A;B;C。"), so a point never stops half-way..."""
         idx = self.svc.index
         out: list[int] = []
         for u in chosen:
             if u in out:
                 continue
+            # ...and a fragment after a ；starts where its sentence starts ("…相互指责:市场部抱怨
+            # 销售部执行能力低下;" before "销售部投诉市场部方案愚蠢。")
+            head: list[int] = []
+            k = u
+            for _ in range(3):
+                prev = k - 1
+                if prev < 0 or idx.units[k].kind != "sentence" or prev in out or prev in chosen:
+                    break
+                pu, ku = idx.units[prev], idx.units[k]
+                doc = idx.documents[idx.chunks[ku.chunk].source].text
+                ptxt = idx.unit_text(prev).rstrip()
+                if (pu.chunk != ku.chunk or pu.kind != "sentence" or not ptxt or ptxt[-1] not in "；;"
+                        or "\n" in doc[pu.end : ku.start]):
+                    break
+                head.insert(0, prev)
+                k = prev
+            out.extend(head)
             out.append(u)
             k = u
             for _ in range(4):
