@@ -38,6 +38,7 @@ _SHAPE_PATTERNS = (
 )
 _SPLIT_SIDES = re.compile(r"(.{2,12}?)(?:和|与|跟|同|及|对比|vs|VS)(.{2,12}?)(?:的|之间|有|在|相比|比较|区别|不同|差异|差别|哪|$)")
 _POINT_MAX = 110
+_BACK_REFERENCE = re.compile(r"(于是|因此|所以|因而|从而|这样|这种|这也|这就|此外|同时|但是|然而|总之|可见|其中)")
 _CONTRASTS = re.compile(r"[;；]|而|则|相比|相对|不同")
 _CAUSE = re.compile(r"原因|因素|为什么|根源")
 _REMEDY = re.compile(r"措施|办法|方法|对策|解决|如何|怎样")
@@ -257,7 +258,7 @@ class ExtractiveAnswerer:
         structured = structured or sum(1 for u in chosen if idx.units[u].list_id >= 0) >= 2
         if not structured:
             chosen = self._ensure_top_passage(chosen, scored, rows)
-        chosen = self._with_bodies(self._complete(chosen))
+        chosen = self._with_bodies(self._complete(self._context(chosen, structured)))
 
         answer_md, citations = self._compose(chosen, shape, lead_topic, script, scored, tokens)
         t2 = time.perf_counter()
@@ -628,6 +629,31 @@ class ExtractiveAnswerer:
                     break
                 out.append(nxt)
                 k = nxt
+        return out
+
+    def _context(self, chosen: list[int], structured: bool) -> list[int]:
+        """Sentences around the chosen ones that they need: the sentence before one that opens
+        by referring back ("于是,…", "因此…"), and, when the answer is thin (one or two points of
+        prose), the sentence after the best one, which usually explains it."""
+        idx = self.svc.index
+
+        def same_paragraph(a: int, b: int) -> bool:
+            ua, ub = idx.units[a], idx.units[b]
+            if ua.chunk != ub.chunk or ua.kind != "sentence" or ub.kind != "sentence":
+                return False
+            doc = idx.documents[idx.chunks[ua.chunk].source].text
+            return "\n\n" not in doc[min(ua.end, ub.end) : max(ua.start, ub.start)]
+
+        out = list(chosen)
+        for u in chosen:
+            prev = u - 1
+            if (_BACK_REFERENCE.match(idx.unit_text(u)) and prev >= 0 and prev not in out
+                    and same_paragraph(prev, u)):
+                out.insert(out.index(u), prev)
+        if not structured and chosen and len(chosen) <= 2:
+            nxt = chosen[0] + 1
+            if nxt < len(idx.units) and nxt not in out and same_paragraph(chosen[0], nxt):
+                out.insert(out.index(chosen[0]) + 1, nxt)
         return out
 
     def _with_bodies(self, chosen: list[int]) -> list[int]:
