@@ -32,12 +32,13 @@ _ENUMERATION = re.compile(r"哪些|哪几|几点|几个|几方面|几类|几种|
 _SHAPE_PATTERNS = (
     ("difference", re.compile(r"区别|不同|差异|差别|异同|分别是|有何不同|\bvs\b|相比|一回事|混为一谈|等同")),
     ("why", re.compile(r"为什么|为啥|为何|原因|怎么会|缘故|根源|因素")),
-    ("how", re.compile(r"怎么办|如何|怎样|怎么|咋|办法|措施|对策|方法|建议|解决|做好|改善|避免")),
+    ("how", re.compile(r"怎么办|如何|怎样|怎么|咋|做点?什么|抓什么|办法|措施|对策|方法|建议|解决|做好|改善|避免")),
     ("list", re.compile(r"哪些|哪几|有什么|流程|步骤|环节|些啥|干啥|做啥|啥活|啥事|什么(资料|内容|工作|任务|措施|方法|要求|信息|作用)|职责|职能|任务|内容|包括|几个|几点|几方面|几类|列举|要点|表现")),
     ("definition", re.compile(r"什么是|是什么|指什么|含义|定义|意思")),
 )
 _SPLIT_SIDES = re.compile(r"(.{2,12}?)(?:和|与|跟|同|及|对比|vs|VS)(.{2,12}?)(?:的|之间|有|在|相比|比较|区别|不同|差异|差别|哪|不就|是不是|是一回事|$)")
 _POINT_MAX = 140
+WRONG_KIND_PENALTY = 0.1
 _BACK_REFERENCE = re.compile(r"(于是|因此|所以|因而|从而|这样|这种|这也|这就|此外|同时|但是|然而|总之|可见|其中)")
 _CONTRASTS = re.compile(r"[;；]|而|则|相比|相对|不同")
 _CAUSE = re.compile(r"原因|因素|为什么|根源")
@@ -233,6 +234,12 @@ class ExtractiveAnswerer:
             if idx.units[u].kind in ("item", "sentence")
         }
         shape = question_shape(resolved)
+        wrong = {"how": _CAUSE, "why": _REMEDY}.get(shape)
+        if wrong is not None:  # a list of causes does not answer "how to fix it", nor the reverse
+            for u in scored:
+                label = idx.chunks[idx.units[u].chunk].section.rsplit(" > ", 1)[-1]
+                if idx.units[u].list_id >= 0 and wrong.search(normalize(label)):
+                    scored[u] -= WRONG_KIND_PENALTY
         chosen: list[int]
         lead_topic = ""
         announced = self._announced(unit_cos) if shape in ("list", "how", "why", "fact") else None
