@@ -32,12 +32,13 @@ _ENUMERATION = re.compile(r"哪些|哪几|几点|几个|几方面|几类|几种|
 _SHAPE_PATTERNS = (
     ("difference", re.compile(r"区别|不同|差异|差别|异同|分别是|有何不同|\bvs\b|相比|一回事|混为一谈|等同")),
     ("why", re.compile(r"为什么|为啥|为何|原因|怎么会|缘故|根源|因素")),
-    ("how", re.compile(r"怎么办|如何|怎样|怎么|咋|做点?什么|抓什么|办法|措施|对策|方法|建议|解决|做好|改善|避免")),
+    ("how", re.compile(r"怎么办|如何|怎样|怎么|咋|做点?什么|抓什么|讲究|注意办法|措施|对策|方法|建议|解决|做好|改善|避免")),
     ("list", re.compile(r"哪些|哪几|有什么|流程|步骤|环节|些啥|干啥|做啥|啥活|啥事|什么(资料|内容|工作|任务|措施|方法|要求|信息|作用)|职责|职能|任务|内容|包括|几个|几点|几方面|几类|列举|要点|表现")),
     ("definition", re.compile(r"什么是|是什么|指什么|含义|定义|意思")),
 )
 _SPLIT_SIDES = re.compile(r"(.{2,12}?)(?:和|与|跟|同|及|对比|vs|VS)(.{2,12}?)(?:的|之间|有|在|相比|比较|区别|不同|差异|差别|哪|不就|是不是|是一回事|$)")
 _POINT_MAX = 140
+_GOES_ON = re.compile(r"(其次|再次|再者|另外|此外|最后|第[二三四五])")
 WRONG_KIND_PENALTY = 0.1
 _BACK_REFERENCE = re.compile(r"(于是|因此|所以|因而|从而|这样|这种|这也|这就|此外|同时|但是|然而|总之|可见|其中)")
 _CONTRASTS = re.compile(r"[;；]|而|则|相比|相对|不同")
@@ -265,7 +266,7 @@ class ExtractiveAnswerer:
         structured = structured or sum(1 for u in chosen if idx.units[u].list_id >= 0) >= 2
         if not structured:
             chosen = self._ensure_top_passage(chosen, scored, rows)
-        chosen = self._with_bodies(self._complete(self._context(chosen, structured)))
+        chosen = self._with_bodies(self._context(self._complete(chosen), structured))
 
         answer_md, citations = self._compose(chosen, shape, lead_topic, script, scored, tokens)
         t2 = time.perf_counter()
@@ -642,8 +643,9 @@ class ExtractiveAnswerer:
 
     def _context(self, chosen: list[int], structured: bool) -> list[int]:
         """Sentences around the chosen ones that they need: the sentence before one that opens
-        by referring back ("于是,…", "因此…"), and, when the answer is thin (one or two points of
-        prose), the sentence after the best one, which usually explains it."""
+        by referring back ("于是,…", "因此…"), the sentences after one that go on enumerating
+        ("其次…", "最后…"), and, when the answer is thin (one or two points of prose), the
+        sentence after the best one, which usually explains it."""
         idx = self.svc.index
 
         def same_paragraph(a: int, b: int) -> bool:
@@ -659,6 +661,15 @@ class ExtractiveAnswerer:
             if (_BACK_REFERENCE.match(idx.unit_text(u)) and prev >= 0 and prev not in out
                     and same_paragraph(prev, u)):
                 out.insert(out.index(u), prev)
+        for u in chosen:  # prose that enumerates: "首先…" / "…;" then "其次…", "最后…"
+            k = u
+            for _ in range(3):
+                nxt = k + 1
+                if (nxt >= len(idx.units) or nxt in out or not _GOES_ON.match(idx.unit_text(nxt))
+                        or not same_paragraph(k, nxt)):
+                    break
+                out.insert(out.index(k) + 1, nxt)
+                k = nxt
         if not structured and chosen and len(chosen) <= 2:
             nxt = chosen[0] + 1
             if nxt < len(idx.units) and nxt not in out and same_paragraph(chosen[0], nxt):
