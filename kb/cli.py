@@ -175,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bench", choices=["drcd", "cmrc2018"], help="run a public benchmark instead of the dev set")
     p.add_argument("--limit", type=int, default=None, help="at most N benchmark queries")
     p.add_argument("--setups", default="", help="comma-separated setup names (default: all)")
+    p.add_argument("--questions", default=None,
+                   help="question file in the dev set's format (default: eval/dev.jsonl; eval/holdout.jsonl is "
+                        "the held-out set)")
     p.add_argument("--reports", default="reports", help="folder for the Markdown report and chart")
     p.set_defaults(func=cmd_eval)
 

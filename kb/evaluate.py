@@ -860,7 +860,7 @@ ANSWER_ROWS = (
 def dev_markdown(res: Mapping[str, Any], chart: str | None) -> str:
     c = res["config"]
     out = [
-        "# Evaluation: dev set",
+        f"# Evaluation: {Path(res['dev']).stem} set",
         "",
         f"- dev set: `{Path(res['dev']).name}`, {res['questions']} questions "
         f"({res['in_scope']} in scope, {res['out_of_scope']} out of scope)",
@@ -1006,15 +1006,16 @@ def write_dev_report(res: Mapping[str, Any], folder: Path) -> dict[str, Path]:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     ok = [(n, s) for n, s in res["setups"].items() if s.get("status") == "ok"]
+    name = Path(res["dev"]).stem  # "dev", or the stem of another question file ("holdout")
     chart = None
     if ok:
-        chart = write_chart(folder / "eval-dev.png", f"dev set retrieval ({res['in_scope']} in-scope questions)",
+        chart = write_chart(folder / f"eval-{name}.png", f"{name} set retrieval ({res['in_scope']} in-scope questions)",
                             [n for n, _ in ok],
                             {m: [s[k] for _, s in ok] for m, k in
                              (("hit@1", "hit@1"), ("hit@5", "hit@5"), ("MRR@10", "mrr@10"), ("nDCG@10", "ndcg@10"))})
-    md = folder / "eval-dev.md"
+    md = folder / f"eval-{name}.md"
     md.write_text(dev_markdown(res, chart.name if chart else None), encoding="utf-8")
-    js = folder / "eval-dev.json"
+    js = folder / f"eval-{name}.json"
     js.write_text(json.dumps(_jsonable(res), ensure_ascii=False, indent=1), encoding="utf-8")
     return {"markdown": md, "json": js, **({"chart": chart} if chart else {})}
 
@@ -1035,7 +1036,7 @@ def write_bench_report(res: Mapping[str, Any], folder: Path) -> dict[str, Path]:
 
 def print_dev(res: Mapping[str, Any]) -> None:
     header, rows = dev_retrieval_rows(res)
-    print(f"dev set: {res['questions']} questions ({res['in_scope']} in scope); retrieval on in-scope, k=10; "
+    print(f"{Path(res['dev']).name}: {res['questions']} questions ({res['in_scope']} in scope); retrieval on in-scope, k=10; "
           f"* = configured setup")
     ok_names = {n for n, s in res["setups"].items() if s.get("status") == "ok"}
     print(text_table(header, [r for r, n in zip(rows, res["setups"], strict=True) if n in ok_names]))
@@ -1073,7 +1074,7 @@ def main(config: Config, args: Any) -> int:
     else:
         if getattr(args, "limit", None):
             print("kb eval: --limit applies to --bench only; evaluating the whole dev set", file=sys.stderr)
-        res = evaluate_dev(config, setups, progress=True)
+        res = evaluate_dev(config, setups, dev_path=getattr(args, "questions", None), progress=True)
         print_dev(res)
         paths = write_dev_report(res, reports)
     print()

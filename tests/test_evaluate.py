@@ -328,6 +328,19 @@ def test_eval_main_writes_reports(tiny_kb, tmp_path: Path, monkeypatch, capsys):
     assert json.loads((reports / "eval-dev.json").read_text(encoding="utf-8"))["questions"] == 5
 
 
+def test_eval_main_runs_another_question_file(tiny_kb, tmp_path: Path, capsys):
+    cfg, dev = tiny_kb
+    other = tmp_path / "holdout.jsonl"
+    _write_jsonl(other, DEV[:2] + DEV[4:])
+    reports = tmp_path / "reports"
+    args = Namespace(bench=None, limit=None, setups="bm25", reports=str(reports), questions=str(other))
+    assert main(cfg, args) == 0
+    assert "holdout.jsonl: 3 questions (2 in scope)" in capsys.readouterr().out
+    assert json.loads((reports / "eval-holdout.json").read_text(encoding="utf-8"))["questions"] == 3
+    assert (reports / "eval-holdout.md").read_text(encoding="utf-8").startswith("# Evaluation: holdout set")
+    assert not (reports / "eval-dev.md").exists()
+
+
 def test_setup_names():
     assert make_setup("hybrid-c250").chunk_chars == 250
     assert make_setup("bm25").mode == "bm25"

@@ -26,9 +26,10 @@ def guard():
     ("市场部的年终奖一般发几个月?", ["年终奖"]),
     ("長江傢俱的官方網站網址是什麼?", ["长江", "家具", "官方网站", "网址"]),  # Traditional, normalised first
     ("怎么配置公司VPN?", ["vpn"]),  # a product name the corpus never uses, whatever is asked
+    ("新员工试用期多长?", ["试用期"]),  # how long ("多长" itself is not a missing subject)
 ])
 def test_value_questions_about_unknown_things_are_unanswerable(guard, question, missing):
-    assert guard.unanswerable(question)[: len(missing)] == missing
+    assert set(missing) <= set(guard.unanswerable(question))
 
 
 @pytest.mark.parametrize("question", [
@@ -36,6 +37,7 @@ def test_value_questions_about_unknown_things_are_unanswerable(guard, question, 
     "市场部人员的基本工资是多少?",  # 工资 is in the Traditional document as 工資
     "市场部的KPI怎么定?",  # a glossary term
     "市场部和销售部老吵架咋整?",  # colloquial nouns missing, but not a value question
+    "市场部的努力和销售部的努力在见效快慢上差在哪?",  # "差在哪": how they differ, not where
 ])
 def test_answerable_questions_pass(guard, question):
     assert guard.unanswerable(question) == []

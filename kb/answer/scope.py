@@ -16,9 +16,10 @@ import jieba.posseg
 from ingest.normalize import normalize
 
 VALUE_QUESTION = re.compile(
-    r"多少|几(?:个|天|月|年|岁|倍|次|成|号|点|楼|钱)|百分之几|什么比例|哪个(?:城市|国家|省|地方|网站)|哪里|在哪|何时|"
-    r"什么时候|哪一?天|价格|价钱|网址|电话|地址|股价"
-)
+    r"多少|多长|多久|多大|多高|几(?:个|天|月|年|岁|倍|次|成|号|点|楼|钱)|百分之几|什么比例|"
+    r"哪个(?:城市|国家|省|地方|网站)|哪里|(?<![差别同])在哪|何时|什么时候|哪一?天|价格|价钱|网址|电话|地址|股价"
+)  # "差在哪" asks how things differ, not where
+_HOW_MUCH = re.compile(r"多[长久大高少]")  # jieba tags "多长" a noun; it is the question, not its subject
 _NOUN_FLAGS = ("n", "vn")  # n, nr, ns, nt, nz, vn …
 _LATIN = re.compile(r"[a-z][a-z0-9+#.-]*[a-z0-9+#]")  # normalised text is lower case
 
@@ -35,7 +36,8 @@ class ScopeGuard:
         out = []
         for pair in self._pos.cut(q):
             word, flag = pair.word, pair.flag
-            if len(word) >= 2 and flag.startswith(_NOUN_FLAGS) and word not in self._known and word not in self._corpus:
+            if (len(word) >= 2 and flag.startswith(_NOUN_FLAGS) and word not in self._known
+                    and word not in self._corpus and not _HOW_MUCH.fullmatch(word)):
                 out.append(word)
         return out
 
