@@ -38,7 +38,7 @@ _SHAPE_PATTERNS = (
 )
 _SPLIT_SIDES = re.compile(r"(.{2,12}?)(?:和|与|跟|同|及|对比|vs|VS)(.{2,12}?)(?:的|之间|有|在|相比|比较|区别|不同|差异|差别|哪|不就|是不是|是一回事|$)")
 _POINT_MAX = 140
-_GOES_ON = re.compile(r"(其次|再次|再者|另外|此外|最后|第[二三四五])")
+_GOES_ON = re.compile(r"(其次|再次|再者|另外|此外|最后|第[二三四五]|其(?![他它中次实])|这(?![样里些])|此(?![外时])|一个是)")
 WRONG_KIND_PENALTY = 0.1
 _BACK_REFERENCE = re.compile(r"(于是|因此|所以|因而|从而|这样|这种|这也|这就|此外|同时|但是|然而|总之|可见|其中)")
 _CONTRASTS = re.compile(r"[;；]|而|则|相比|相对|不同")
@@ -643,8 +643,8 @@ class ExtractiveAnswerer:
 
     def _context(self, chosen: list[int], structured: bool) -> list[int]:
         """Sentences around the chosen ones that they need: the sentence before one that opens
-        by referring back ("于是,…", "因此…"), the sentences after one that go on enumerating
-        ("其次…", "最后…"), and, when the answer is thin (one or two points of prose), the
+        by referring back ("于是,…", "因此…"), the sentences after one that go on with it
+        ("其次…", "最后…", "其优点是…", "这…"), and, when the answer is thin (one or two points of prose), the
         sentence after the best one, which usually explains it."""
         idx = self.svc.index
 
@@ -661,7 +661,7 @@ class ExtractiveAnswerer:
             if (_BACK_REFERENCE.match(idx.unit_text(u)) and prev >= 0 and prev not in out
                     and same_paragraph(prev, u)):
                 out.insert(out.index(u), prev)
-        for u in chosen:  # prose that enumerates: "首先…" / "…;" then "其次…", "最后…"
+        for u in chosen:  # prose that goes on: "其次…", "最后…", "其优点是…", "这…"
             k = u
             for _ in range(3):
                 nxt = k + 1
