@@ -645,7 +645,7 @@ class ExtractiveAnswerer:
         """Sentences around the chosen ones that they need: the sentence before one that opens
         by referring back ("于是,…", "因此…"), the sentences after one that go on with it
         ("其次…", "最后…", "其优点是…", "这…"), and, when the answer is thin (one or two points of prose), the
-        sentence after the best one, which usually explains it."""
+        sentences before and after the best one, which usually explain it."""
         idx = self.svc.index
 
         def same_paragraph(a: int, b: int) -> bool:
@@ -674,6 +674,9 @@ class ExtractiveAnswerer:
             nxt = chosen[0] + 1
             if nxt < len(idx.units) and nxt not in out and same_paragraph(chosen[0], nxt):
                 out.insert(out.index(chosen[0]) + 1, nxt)
+            prev = chosen[0] - 1
+            if prev >= 0 and prev not in out and same_paragraph(prev, chosen[0]):
+                out.insert(out.index(chosen[0]), prev)
         return out
 
     def _with_bodies(self, chosen: list[int]) -> list[int]:
