@@ -4,7 +4,6 @@ name, and questions that do not ask for a value, are left to the evidence thresh
 
 from __future__ import annotations
 
-import jieba
 import pytest
 
 from kb.answer.scope import ScopeGuard
@@ -17,8 +16,10 @@ CORPUS = [
 
 
 @pytest.fixture(scope="module")
-def guard():
-    return ScopeGuard(jieba.Tokenizer(), CORPUS, known_terms=["考核", "KPI"])
+def guard(segmenter):
+    # the vocabulary a BM25 index over these texts has: jieba words and CJK bigrams
+    vocabulary = {t for text in CORPUS for t in segmenter.tokens(text)}
+    return ScopeGuard(segmenter.tokenizer, vocabulary, known_terms=["考核", "KPI"])
 
 
 @pytest.mark.parametrize(("question", "missing"), [
@@ -52,3 +53,11 @@ def test_answerable_questions_pass(guard, question):
 def test_real_value_questions_about_unknown_things_are_refused(real_service, question):
     a = real_service.ask(question).to_dict()
     assert a["answered"] is False and a["citations"] == [] and a["related"], a["answer"]
+
+
+def test_presence_is_read_from_the_index_vocabulary(guard):
+    assert guard.in_corpus("协调会") and guard.in_corpus("工资")  # a word; a bigram of the Traditional text
+    assert not guard.in_corpus("股价") and not guard.in_corpus("vpn")
+    # 推广 occurs but 广会 does not, so 推广会 cannot
+    assert not guard.in_corpus("推广会")
+    assert guard.in_corpus("kpi")  # a glossary term

@@ -145,8 +145,7 @@ class ExtractiveAnswerer:
                     self._df[token] = int(indptr[tid + 1] - indptr[tid])
         self._n_docs = max(len(idx.chunks), 1)
         self.scope = ScopeGuard(
-            service.segmenter.tokenizer, (d.text for d in idx.documents.values()),
-            [t for group in service.queries.groups for t in group],
+            service.segmenter.tokenizer, idx.bm25.vocab_dict, [t for group in service.queries.groups for t in group]
         )
         self._suggestions: list[str] | None = None
         self._suggestion_vectors: np.ndarray | None = None

@@ -9,7 +9,7 @@ terms count as known (KPI is a synonym of 考核)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 
 import jieba.posseg
 
@@ -21,14 +21,28 @@ VALUE_QUESTION = re.compile(
 )  # "差在哪" asks how things differ, not where
 _HOW_MUCH = re.compile(r"多[长久大高少]")  # jieba tags "多长" a noun; it is the question, not its subject
 _NOUN_FLAGS = ("n", "vn")  # n, nr, ns, nt, nz, vn …
+_CJK = re.compile(r"[\u4e00-\u9fff]+")
 _LATIN = re.compile(r"[a-z][a-z0-9+#.-]*[a-z0-9+#]")  # normalised text is lower case
 
 
 class ScopeGuard:
-    def __init__(self, tokenizer: jieba.Tokenizer, corpus_texts: Iterable[str], known_terms: Iterable[str] = ()):
+    """``vocabulary``: the BM25 index's tokens (jieba words and every CJK character bigram of the
+    normalised corpus), so a lookup costs the same for five documents or fifty thousand. A
+    two-character noun is in the corpus exactly when its bigram is; a longer one when it is a
+    token or all its bigrams are (which may call a few absent words present, never the
+    reverse: the guard errs towards answering)."""
+
+    def __init__(self, tokenizer: jieba.Tokenizer, vocabulary: Container[str], known_terms: Iterable[str] = ()):
         self._pos = jieba.posseg.POSTokenizer(tokenizer)
-        self._corpus = "\n".join(normalize(t) for t in corpus_texts)
+        self._vocab = vocabulary
         self._known = {normalize(t) for t in known_terms}
+
+    def in_corpus(self, word: str) -> bool:
+        if word in self._known or word in self._vocab:
+            return True
+        if not _CJK.fullmatch(word):
+            return False
+        return len(word) > 2 and all(word[i : i + 2] in self._vocab for i in range(len(word) - 1))
 
     def missing_subjects(self, question: str) -> list[str]:
         """Nouns of the question (two characters or more) found nowhere in the corpus."""
@@ -36,15 +50,15 @@ class ScopeGuard:
         out = []
         for pair in self._pos.cut(q):
             word, flag = pair.word, pair.flag
-            if (len(word) >= 2 and flag.startswith(_NOUN_FLAGS) and word not in self._known
-                    and word not in self._corpus and not _HOW_MUCH.fullmatch(word)):
+            if (len(word) >= 2 and flag.startswith(_NOUN_FLAGS) and not _HOW_MUCH.fullmatch(word)
+                    and not self.in_corpus(word)):
                 out.append(word)
         return out
 
     def missing_foreign_terms(self, question: str) -> list[str]:
         """Latin-script names in the question (VPN, Excel, iPhone) found nowhere in the corpus."""
         q = normalize(question)
-        return [w for w in dict.fromkeys(_LATIN.findall(q)) if w not in self._known and w not in self._corpus]
+        return [w for w in dict.fromkeys(_LATIN.findall(q)) if not self.in_corpus(w)]
 
     def unanswerable(self, question: str) -> list[str]:
         """Why ``question`` cannot be answered from this corpus: the missing subjects when it asks
