@@ -12,8 +12,8 @@ from conftest import CORPUS, EXPENSE, TINY_CORPUS
 
 from ingest.normalize import script_of, to_simplified
 from kb.answer import make_answerer
-from kb.answer.extractive import contrast_sides, question_shape
 from kb.answer.base import NOT_COVERED
+from kb.answer.extractive import contrast_sides, question_shape
 from kb.answer.followup import resolve_followup
 from kb.service import BadQuestion
 
