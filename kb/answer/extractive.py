@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ingest.chunk import HEADING_STYLES
 from ingest.normalize import in_script, normalize, script_of
 from kb.answer.base import NOT_COVERED, Answer, Citation
 from kb.answer.scope import ScopeGuard
+from kb.answer.structure import DocumentStructure
 from kb.config import AnswerSettings
-from kb.units import follows, item_number, marker_style, strip_marker
+from kb.units import strip_marker
 
 if TYPE_CHECKING:
     from kb.service import KnowledgeService
@@ -38,29 +38,16 @@ _SHAPE_PATTERNS = (
 )
 _SPLIT_SIDES = re.compile(r"(.{2,12}?)(?:和|与|跟|同|及|对比|vs|VS)(.{2,12}?)(?:的|之间|有|在|相比|比较|区别|不同|差异|差别|哪|不就|是不是|是一回事|$)")
 _POINT_MAX = 140
-_GOES_ON = re.compile(r"(其次|再次|再者|另外|此外|最后|第[二三四五]|其(?![他它中次实])|这(?![样里些])|此(?![外时])|一个是)")
 WRONG_KIND_PENALTY = 0.1
-_BACK_REFERENCE = re.compile(r"(于是|因此|所以|因而|从而|这样|这种|这也|这就|此外|同时|但是|然而|总之|可见|其中)")
 _CONTRASTS = re.compile(r"[;；]|而|则|相比|相对|不同")
 _CAUSE = re.compile(r"原因|因素|为什么|根源")
 _REMEDY = re.compile(r"措施|办法|方法|对策|解决|如何|怎样")
-_ANNOUNCER = re.compile(
-    r"([:：]\s*$|以下|如下|下列|[一二三四五六七八九十两几\d]+\s*(个|大|项|条)?\s*"
-    r"(方面|阶段|原则|要点|部分|类|种|点|步|职能|任务)[^，,]{0,6}[:：。]?\s*$)"
-)
 
 
-def _heading_style(text: str) -> str:
-    for style, pattern in HEADING_STYLES:
-        if pattern.match(text):
-            return style
-    return ""
 MAX_CITATION_CHARS = 260
 HUBNESS_WEIGHT = 0.25
 HUBNESS_K = 10
 LIST_LEXICAL_WEIGHT = 0.3
-_ASKS = re.compile(r"([?？]|[呢吗嗎][\"”」]?)\s*$")  # a question in the document ("…如何才能…呢")
-_TITLE_ONLY = 12  # an item this short is a title; its explanation follows
 
 
 def question_shape(question: str) -> str:
@@ -144,6 +131,7 @@ class ExtractiveAnswerer:
                 if tid + 1 < len(indptr):
                     self._df[token] = int(indptr[tid + 1] - indptr[tid])
         self._n_docs = max(len(idx.chunks), 1)
+        self.structure = DocumentStructure(idx)
         self.scope = ScopeGuard(
             service.segmenter.tokenizer, idx.bm25.vocab_dict, [t for group in service.queries.groups for t in group]
         )
@@ -242,7 +230,7 @@ class ExtractiveAnswerer:
                     scored[u] -= WRONG_KIND_PENALTY
         chosen: list[int]
         lead_topic = ""
-        announced = self._announced(unit_cos) if shape in ("list", "how", "why", "fact") else None
+        announced = self.structure.announced(unit_cos) if shape in ("list", "how", "why", "fact") else None
         structured = False
         if announced:
             chosen, lead_topic = announced
@@ -265,7 +253,7 @@ class ExtractiveAnswerer:
         structured = structured or sum(1 for u in chosen if idx.units[u].list_id >= 0) >= 2
         if not structured:
             chosen = self._ensure_top_passage(chosen, scored, rows)
-        chosen = self._with_bodies(self._context(self._complete(chosen), structured))
+        chosen = self.structure.with_bodies(self.structure.context(self.structure.complete(chosen), structured))
 
         answer_md, citations = self._compose(chosen, shape, lead_topic, script, scored, tokens)
         t2 = time.perf_counter()
@@ -323,62 +311,6 @@ class ExtractiveAnswerer:
             per_chunk[idx.units[u].chunk] = per_chunk.get(idx.units[u].chunk, 0) + 1
         return chosen
 
-    def _list_units(self, list_id: int, row: int) -> list[int]:
-        """All items of a list in text order, following it into the next chunks of the same
-        section while the numbering (or the same bullet) continues, past the sentences that
-        explain an item."""
-        idx = self.svc.index
-        items = [u for u in idx.units_of_chunk.get(row, [])
-                 if idx.units[u].list_id == list_id and idx.units[u].kind == "item"]
-        if not items:
-            return []
-        last = item_number(idx.unit_text(items[-1]))
-        style = marker_style(idx.unit_text(items[0]))
-        glyph = idx.unit_text(items[0])[:1] if style == "bullet" else ""
-        nxt = row + 1
-        while (last is not None or glyph) and nxt < len(idx.chunks) and len(items) < 14:
-            a, b = idx.chunks[row], idx.chunks[nxt]
-            if b.source != a.source:  # a heading in between ends the list, numbering decides the rest
-                break
-            added = False
-            for u in idx.units_of_chunk.get(nxt, []):
-                unit = idx.units[u]
-                if unit.kind in ("heading", "lead"):
-                    return items
-                if unit.kind != "item" or marker_style(idx.unit_text(u)) != style:
-                    continue  # the explanation under the previous item, or a nested list
-                number = item_number(idx.unit_text(u))
-                if (glyph and idx.unit_text(u)[:1] != glyph) or (not glyph and not follows(last, number)):
-                    return items
-                items.append(u)
-                last = number
-                added = True
-            if not added:
-                break
-            nxt += 1
-        return items
-
-    def _list_start(self, row: int, list_id: int) -> tuple[int, int]:
-        """Where a list really begins: a list whose first item is "4." continues one that
-        started in the previous chunk of the same section."""
-        idx = self.svc.index
-        for _ in range(3):
-            items = [u for u in idx.units_of_chunk.get(row, [])
-                     if idx.units[u].list_id == list_id and idx.units[u].kind == "item"]
-            if not items or row == 0:
-                break
-            first = idx.unit_text(items[0])
-            number = item_number(first)
-            prev, this = idx.chunks[row - 1], idx.chunks[row]
-            if not number or number == 1 or prev.source != this.source:
-                break
-            earlier = [u for u in idx.units_of_chunk.get(row - 1, [])
-                       if idx.units[u].kind == "item" and marker_style(idx.unit_text(u)) == marker_style(first)]
-            if not earlier or not follows(item_number(idx.unit_text(earlier[-1])), number):
-                break
-            row, list_id = row - 1, idx.units[earlier[-1]].list_id
-        return row, list_id
-
     def _pick_list(self, scored: dict[int, float], rows: list[int], unit_cos: dict[int, float],
                    strict: bool = False, shape: str = "list", tokens: list[str] | None = None) -> tuple[list[int], str]:
         """The list (numbered items under one heading) that best answers the question: its
@@ -394,16 +326,16 @@ class ExtractiveAnswerer:
         # lists in the three best passages, or right after them
         allowed = set(rows[:3]) | {r + 1 for r in rows[:3]}
         for (row, lid), members in lists.items():
-            if row not in allowed or (len(members) < 2 and len(self._list_units(lid, row)) < 2):
+            if row not in allowed or (len(members) < 2 and len(self.structure.list_units(lid, row)) < 2):
                 continue  # a list of one item is no list (unless it goes on in the next chunks)
             vals = sorted((unit_cos[u] for u in members), reverse=True)
             first = min(members, key=lambda u: idx.units[u].start)
             # headings, leads and intro sentences above the list in its chunk
-            above = self._above(row, first)
+            above = self.structure.above(row, first)
             # headings, lead lines, announcing sentences and the sentence right above it name
             # the list; other prose above it is not about the list (it may be the answer itself)
             topic = max((unit_cos.get(u, 0.0) for i, u in enumerate(above)
-                         if self._names_list(u) or i == len(above) - 1), default=0.0)
+                         if self.structure.names_list(u) or i == len(above) - 1), default=0.0)
             label = normalize(" ".join(idx.unit_text(u) for u in above))
             if (shape == "how" and _CAUSE.search(label)) or (shape == "why" and _REMEDY.search(label)):
                 continue  # a list of causes does not answer "how to fix it", nor the reverse
@@ -424,127 +356,9 @@ class ExtractiveAnswerer:
         margin = 0.04
         if best_topic < top_raw - 0.015 and best_score < top_raw - margin and not holds_best:
             return [], ""
-        row, lid = self._list_start(*best_key)
-        items = self._list_units(lid, row)
-        return items[:14], self._list_topic(row, items[0])
-
-    def _announced(self, unit_cos: dict[int, float]) -> tuple[list[int], str] | None:
-        """When one of the best-matching units announces what follows ("可以划分为四个阶段:",
-        "以下是…的控制要点。", "主要是两项:", "通常解决以下问题:"), the answer is what it
-        announces: the list that follows it, the run of sub-headings of one style that follows
-        it (possibly in the next chunks of the same document), or else the sentence(s) right
-        after it on the same topic line."""
-        if not unit_cos:
-            return None
-        idx = self.svc.index
-        best = max(unit_cos, key=lambda u: unit_cos[u])
-        text = idx.unit_text(best).strip()
-        if _ASKS.search(text) and idx.units[best].kind == "sentence":
-            # a question in the document (an interview, an FAQ) that matches the user's: the
-            # answer is what follows it
-            after = self._following(best, prose_limit=4)
-            if after and _ANNOUNCER.search(idx.unit_text(after[0])):
-                listed = self._following(after[0])
-                after = [after[0]] + listed if listed else after
-            return (after[:15], "") if after else None
-        if not _ANNOUNCER.search(text):
-            return None
-        if idx.units[best].kind == "item" and not re.search(r"[:：]\s*$", text):
-            return None  # an item announces only when it ends in a colon
-        picked = self._following(best)
-        return ([best] + picked[:14], "") if picked else None
-
-    def _following(self, announcer: int, prose_limit: int = 4) -> list[int]:
-        idx = self.svc.index
-        ann = idx.units[announcer]
-        following: list[int] = []
-        row = ann.chunk
-        source = idx.chunks[row].source
-        for r in range(row, min(row + 8, len(idx.chunks))):
-            if idx.chunks[r].source != source:
-                break
-            following.extend(u for u in idx.units_of_chunk.get(r, []) if idx.units[u].start >= ann.end)
-        if not following:
-            return []
-        first = following[0]
-        kind = idx.units[first].kind
-        picked: list[int] = []
-        if kind == "item" and idx.units[first].list_id >= 0 and idx.units[first].list_id != ann.list_id:
-            picked = self._list_units(idx.units[first].list_id, idx.units[first].chunk)
-        elif kind == "item" and marker_style(idx.unit_text(first)) != marker_style(idx.unit_text(announcer)):
-            # an item announcing its own sub-list ("4.费用管理主要是两项:一是…二是…")
-            style = marker_style(idx.unit_text(first))
-            for u in following:
-                unit_style = marker_style(idx.unit_text(u)) if idx.units[u].kind == "item" else ""
-                if idx.units[u].kind in ("heading", "lead") or (unit_style and unit_style != style):
-                    break
-                if unit_style == style:
-                    picked.append(u)
-        elif kind == "heading":
-            style = _heading_style(idx.unit_text(first))
-            if not style:
-                return []
-            for u in following:
-                if idx.units[u].kind == "heading":
-                    if _heading_style(idx.unit_text(u)) != style:
-                        break
-                    picked.append(u)
-        elif kind == "sentence" and _ASKS.search(idx.unit_text(announcer)):
-            # a question followed by its answer: the sentences up to the next question or heading
-            for u in following[:prose_limit]:
-                if idx.units[u].kind != "sentence" or _ASKS.search(idx.unit_text(u)):
-                    break
-                picked.append(u)
-            return picked
-        elif kind == "sentence" and re.search(r"[:：]\s*$", idx.unit_text(announcer)):
-            # "通常解决以下问题:" followed by prose: the sentence(s) up to the first full stop
-            doc = idx.documents[source].text
-            for u in following[:prose_limit]:
-                if idx.units[u].kind != "sentence" or "\n\n" in doc[ann.end : idx.units[u].start]:
-                    break
-                picked.append(u)
-                if idx.unit_text(u).rstrip()[-1:] in "。！？!?":
-                    break
-            return picked
-        return picked if len(picked) >= 2 else []
-
-    def _above(self, row: int, first_item: int) -> list[int]:
-        """The (at most three) non-list units right above a list in its chunk, after any
-        earlier list: its heading, lead line or introducing sentence."""
-        idx = self.svc.index
-        out: list[int] = []
-        for u in idx.units_of_chunk.get(row, []):
-            if idx.units[u].end > idx.units[first_item].start:
-                break
-            if idx.units[u].list_id >= 0:
-                out = []  # an earlier list: what stood above it is not this list's topic
-            else:
-                out.append(u)
-        if not out and row > 0 and idx.units_of_chunk.get(row, [None])[0] == first_item:
-            # the list opens its chunk: its announcing line ends the previous chunk
-            prev, this = idx.chunks[row - 1], idx.chunks[row]
-            if prev.source == this.source and prev.section == this.section:
-                tail = idx.units_of_chunk.get(row - 1, [])[-1:]
-                if tail and idx.units[tail[0]].list_id < 0 and (
-                    idx.units[tail[0]].kind in ("heading", "lead") or _ANNOUNCER.search(idx.unit_text(tail[0]))
-                ):
-                    out = tail
-        return out[-3:]
-
-    def _names_list(self, u: int) -> bool:
-        return self.svc.index.units[u].kind in ("heading", "lead") or bool(_ANNOUNCER.search(self.svc.index.unit_text(u)))
-
-    def _list_topic(self, row: int, first_item: int) -> str:
-        """The lead line or heading right above a list, as a topic for the lead sentence."""
-        idx = self.svc.index
-        above = [u for u in self._above(row, first_item) if len(idx.unit_text(u)) <= 30
-                 and (idx.units[u].kind in ("heading", "lead") or _ANNOUNCER.search(idx.unit_text(u)))]
-        if above:
-            # the shortest heading above the list names it best ("(一)市场部经理的职责")
-            u = min(above[-2:], key=lambda u: len(idx.unit_text(u)))
-            return strip_marker(idx.unit_text(u)).rstrip(":： ")
-        section = idx.chunks[row].section.split(" > ")[-1] if idx.chunks[row].section else ""
-        return strip_marker(section).rstrip(":： ")
+        row, lid = self.structure.list_start(*best_key)
+        items = self.structure.list_units(lid, row)
+        return items[:14], self.structure.list_topic(row, items[0])
 
     def _pick_contrast(self, scored: dict[int, float], question: str, rows: list[int]) -> list[int]:
         """Contrasting points from both sides of a 区别 question: for each side the best
@@ -599,102 +413,6 @@ class ExtractiveAnswerer:
                 out.append(u)
         return out
 
-    def _complete(self, chosen: list[int]) -> list[int]:
-        """Extend a sentence that ends in ；or ： with the rest of its enumeration on the same
-        line ("313原则,即:A;B;C。"), so a point never stops half-way..."""
-        idx = self.svc.index
-        out: list[int] = []
-        for u in chosen:
-            if u in out:
-                continue
-            # ...and a fragment after a ；starts where its sentence starts ("…相互指责:市场部抱怨
-            # 销售部执行能力低下;" before "销售部投诉市场部方案愚蠢。")
-            head: list[int] = []
-            k = u
-            for _ in range(3):
-                prev = k - 1
-                if prev < 0 or idx.units[k].kind != "sentence" or prev in out or prev in chosen:
-                    break
-                pu, ku = idx.units[prev], idx.units[k]
-                doc = idx.documents[idx.chunks[ku.chunk].source].text
-                ptxt = idx.unit_text(prev).rstrip()
-                if (pu.chunk != ku.chunk or pu.kind != "sentence" or not ptxt or ptxt[-1] not in "；;"
-                        or "\n" in doc[pu.end : ku.start]):
-                    break
-                head.insert(0, prev)
-                k = prev
-            out.extend(head)
-            out.append(u)
-            k = u
-            for _ in range(4):
-                unit = idx.units[k]
-                txt = idx.unit_text(k).rstrip()
-                nxt = k + 1
-                if unit.kind != "sentence" or not txt or txt[-1] not in "；;：:" or nxt >= len(idx.units):
-                    break
-                nu = idx.units[nxt]
-                doc = idx.documents[idx.chunks[unit.chunk].source].text
-                if nu.chunk != unit.chunk or "\n" in doc[unit.end : nu.start] or nxt in out:
-                    break
-                out.append(nxt)
-                k = nxt
-        return out
-
-    def _context(self, chosen: list[int], structured: bool) -> list[int]:
-        """Sentences around the chosen ones that they need: the sentence before one that opens
-        by referring back ("于是,…", "因此…"), the sentences after one that go on with it
-        ("其次…", "最后…", "其优点是…", "这…"), and, when the answer is thin (one or two points of prose), the
-        sentences before and after the best one, which usually explain it."""
-        idx = self.svc.index
-
-        def same_paragraph(a: int, b: int) -> bool:
-            ua, ub = idx.units[a], idx.units[b]
-            if ua.chunk != ub.chunk or ua.kind != "sentence" or ub.kind != "sentence":
-                return False
-            doc = idx.documents[idx.chunks[ua.chunk].source].text
-            return "\n\n" not in doc[min(ua.end, ub.end) : max(ua.start, ub.start)]
-
-        out = list(chosen)
-        for u in chosen:
-            prev = u - 1
-            if (_BACK_REFERENCE.match(idx.unit_text(u)) and prev >= 0 and prev not in out
-                    and same_paragraph(prev, u)):
-                out.insert(out.index(u), prev)
-        for u in chosen:  # prose that goes on: "其次…", "最后…", "其优点是…", "这…"
-            k = u
-            for _ in range(3):
-                nxt = k + 1
-                if (nxt >= len(idx.units) or nxt in out or not _GOES_ON.match(idx.unit_text(nxt))
-                        or not same_paragraph(k, nxt)):
-                    break
-                out.insert(out.index(k) + 1, nxt)
-                k = nxt
-        if not structured and chosen and len(chosen) <= 2:
-            nxt = chosen[0] + 1
-            if nxt < len(idx.units) and nxt not in out and same_paragraph(chosen[0], nxt):
-                out.insert(out.index(chosen[0]) + 1, nxt)
-            prev = chosen[0] - 1
-            if prev >= 0 and prev not in out and same_paragraph(prev, chosen[0]):
-                out.insert(out.index(chosen[0]), prev)
-        return out
-
-    def _with_bodies(self, chosen: list[int]) -> list[int]:
-        """A list item that is only a title ("1.信息沟通方面。") brings the first sentence that
-        explains it, so the point says something."""
-        idx = self.svc.index
-        out: list[int] = []
-        for u in chosen:
-            out.append(u)
-            nxt = u + 1
-            if (self._title_only(u) and nxt < len(idx.units) and nxt not in chosen
-                    and idx.units[nxt].chunk == idx.units[u].chunk and idx.units[nxt].kind == "sentence"):
-                out.append(nxt)
-        return out
-
-    def _title_only(self, u: int) -> bool:
-        unit = self.svc.index.units[u]
-        return unit.kind == "item" and len(strip_marker(self.svc.index.unit_text(u))) <= _TITLE_ONLY
-
     # -- composing -----------------------------------------------------------------------------
     def _compose(self, chosen: list[int], shape: str, topic: str, script: str,
                  scored: dict[int, float], terms: list[str]) -> tuple[str, list[Citation]]:
@@ -740,7 +458,7 @@ class ExtractiveAnswerer:
         runs: list[list[int]] = []
         for u in ordered:
             unit = idx.units[u]
-            if (runs and len(runs[-1]) == 1 and u == runs[-1][0] + 1 and self._title_only(runs[-1][0])
+            if (runs and len(runs[-1]) == 1 and u == runs[-1][0] + 1 and self.structure.title_only(runs[-1][0])
                     and unit.kind == "sentence" and cite_of[runs[-1][0]] == cite_of[u]):
                 runs[-1].append(u)  # an item's title and the sentence explaining it
                 continue
