@@ -259,11 +259,7 @@ class DocumentStructure:
         idx = self.index
 
         def same_paragraph(a: int, b: int) -> bool:
-            ua, ub = idx.units[a], idx.units[b]
-            if ua.chunk != ub.chunk or ua.kind != "sentence" or ub.kind != "sentence":
-                return False
-            doc = idx.documents[idx.chunks[ua.chunk].source].text
-            return "\n\n" not in doc[min(ua.end, ub.end) : max(ua.start, ub.start)]
+            return idx.units[a].kind == idx.units[b].kind == "sentence" and self.adjacent(min(a, b), max(a, b))
 
         out = list(chosen)
         for u in chosen:
@@ -298,9 +294,22 @@ class DocumentStructure:
             out.append(u)
             nxt = u + 1
             if (self.title_only(u) and nxt < len(idx.units) and nxt not in chosen
-                    and idx.units[nxt].chunk == idx.units[u].chunk and idx.units[nxt].kind == "sentence"):
+                    and idx.units[nxt].kind == "sentence" and self.adjacent(u, nxt)):
                 out.append(nxt)
         return out
+
+    def adjacent(self, a: int, b: int) -> bool:
+        """Unit ``b`` follows unit ``a`` in the same paragraph of the same document, whatever
+        chunk each ended up in: nothing but spaces and at most one line break between them."""
+        idx = self.index
+        if not (0 <= a < len(idx.units) and 0 <= b < len(idx.units)):
+            return False
+        ua, ub = idx.units[a], idx.units[b]
+        source = idx.chunks[ua.chunk].source
+        if idx.chunks[ub.chunk].source != source or ub.start < ua.end:
+            return False
+        gap = idx.documents[source].text[ua.end : ub.start]
+        return not gap.strip() and gap.count("\n") <= 1
 
     def title_only(self, u: int) -> bool:
         unit = self.index.units[u]

@@ -1,0 +1,98 @@
+"""Document structure over a real (hashing-embedder) index: lists followed across chunks and past
+their explanations, where a list starts, what an announcing line or a question in a document
+brings, and the sentences a chosen sentence needs around it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import hashing_config
+
+from kb.answer.structure import DocumentStructure
+from kb.service import KnowledgeService
+
+# long enough that the chunker (max 120 characters here) splits the list over several chunks
+DOC = (
+    "部门协作指南\n"
+    "对内业务的管理工作主要包括以下四个方面的工作\n"
+    "1.营销目标的制定根据企业发展要求、市场动态、历史销售数据等,综合确定企业年度、季度、月度的营销目标。\n"
+    "目标制定的科学合理是检验销售部工作有效性的一个重要指标。\n"
+    "2.营销计划的制定营销目标一般自上而下分解下达,而营销计划则一般自下而上上报,由销售部汇总。\n"
+    "3.业务流程处理主要是指对一线销售签回的销售订单与合同,由销售部负责做好相关的订单评估核算。\n"
+    "4.预算与费用管理工作销售部的费用管理工作主要是两项:一是会同财务部门做好费用预算;二是及时对客户应付款项进行核销。\n"
+    "请问:两个部门沟通不力有哪些表现呢?\n"
+    "信息沟通不畅,方案制订脱节。\n"
+    "因此两个部门互相指责。\n"
+    "其结果是资源浪费。\n"
+)
+
+
+@pytest.fixture(scope="module")
+def structure(tmp_path_factory) -> DocumentStructure:
+    tmp = tmp_path_factory.mktemp("structure")
+    corpus = tmp / "corpus"
+    corpus.mkdir()
+    (corpus / "guide.txt").write_text(DOC, encoding="utf-8")
+    cfg = hashing_config(tmp / "data", corpus, chunking__max_chars=120, chunking__list_max_chars=120)
+    return KnowledgeService(cfg, progress=False).answerer.structure
+
+
+def unit_of(structure: DocumentStructure, prefix: str) -> int:
+    idx = structure.index
+    return next(i for i in range(len(idx.units)) if idx.unit_text(i).startswith(prefix))
+
+
+def texts(structure: DocumentStructure, units: list[int]) -> list[str]:
+    return [structure.index.unit_text(u)[:6] for u in units]
+
+
+def test_the_list_is_split_over_chunks(structure):
+    rows = {structure.index.units[unit_of(structure, p)].chunk for p in ("1.营销目标", "4.预算")}
+    assert len(rows) == 2  # otherwise the tests below prove nothing
+
+
+def test_list_followed_across_chunks_past_explanations_and_nested_items(structure):
+    first = structure.index.units[unit_of(structure, "1.营销目标")]
+    items = structure.list_units(first.list_id, first.chunk)
+    assert texts(structure, items) == ["1.营销目标", "2.营销计划", "3.业务流程", "4.预算与费"]
+
+
+def test_a_list_found_midway_starts_at_its_first_item(structure):
+    last = structure.index.units[unit_of(structure, "4.预算")]
+    row, list_id = structure.list_start(last.chunk, last.list_id)
+    assert texts(structure, structure.list_units(list_id, row))[0] == "1.营销目标"
+
+
+def test_an_announcing_line_brings_the_list(structure):
+    announcer = unit_of(structure, "对内业务的管理工作")
+    assert texts(structure, structure.following(announcer))[:2] == ["1.营销目标", "2.营销计划"]
+
+
+def test_an_item_announcing_a_sub_list_brings_it(structure):
+    item = unit_of(structure, "4.预算")
+    assert texts(structure, structure.following(item)) == ["一是会同财务", "二是及时对客"]
+
+
+def test_a_question_in_the_document_is_answered_by_what_follows(structure):
+    question = unit_of(structure, "请问")
+    chosen, _ = structure.announced({question: 1.0})
+    assert texts(structure, chosen) == ["信息沟通不畅", "因此两个部门", "其结果是资源"]
+
+
+def test_sentences_bring_what_they_refer_to_and_what_goes_on(structure):
+    because = unit_of(structure, "因此两个部门")
+    assert texts(structure, structure.context([because], structured=True)) == [
+        "信息沟通不畅", "因此两个部门", "其结果是资源",  # 因此 refers back; 其… goes on
+    ]
+
+
+def test_a_title_only_item_brings_its_explanation(tmp_path: Path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("表现为以下两个方面:\n1.信息沟通方面。\n销售部是接触市场的最前沿部门。\n2.方案制定方面。\n方案只由市场部制定。\n",
+                                  encoding="utf-8")
+    s = KnowledgeService(hashing_config(tmp_path / "data", corpus), progress=False).answerer.structure
+    item = unit_of(s, "1.信息沟通")
+    assert s.title_only(item)
+    assert texts(s, s.with_bodies([item])) == ["1.信息沟通", "销售部是接触"]
