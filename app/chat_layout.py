@@ -105,6 +105,10 @@ details.kb-cite[open] > summary::after { content: "收起 ▴"; }
 }
 .kb-doc { font-weight: 600; }
 .kb-sec { color: #64748b; font-size: 12.5px; }
+.kb-snip {
+  order: 10; flex-basis: 100%; color: #64748b; font-size: 12.5px;
+  white-space: nowrap; overflow: hidden; text-overflow: ellipsis;
+}
 .kb-passage {
   margin: 0 10px; padding: 8px 10px; background: #f8fafc; border-radius: 8px;
   font-size: 13.5px; line-height: 1.8; color: #334155;

@@ -83,9 +83,16 @@ def viewer_url(source: str, start: int, end: int) -> str:
     return f"/view/{quote(source)}?{urlencode({'start': start, 'end': end})}#kb-hit"
 
 
+def quote_snippet(quote: str, limit: int = 28) -> str:
+    """The start of a quote, on one line: it tells apart citations of one section."""
+    text = " ".join(quote.split())
+    return f"“{text[:limit]}…”" if len(text) > limit else f"“{text}”"
+
+
 def citation_html(c: dict, doc_text: str | None, open_: bool = False) -> str:
-    """One citation: number, title and section path; opening it shows the passage with the
-    cited span highlighted in its surrounding text and where it sits in the document."""
+    """One citation: number, title, section path (unless it only repeats the title) and the
+    start of the quote; opening it shows the passage with the cited span highlighted in its
+    surrounding text and where it sits in the document."""
     title = html.escape(c.get("title") or c["source"])
     section = html.escape(c.get("section") or "")
     if doc_text is not None and doc_text[c["start"]:c["end"]] == c["quote"]:
@@ -104,7 +111,8 @@ def citation_html(c: dict, doc_text: str | None, open_: bool = False) -> str:
         f'<details class="kb-cite"{" open" if open_ else ""}>'
         f'<summary><span class="kb-n">{int(c["n"])}</span>'
         f'<span class="kb-doc">{title}</span>'
-        + (f'<span class="kb-sec">{section}</span>' if section else "")
+        + (f'<span class="kb-sec">{section}</span>' if section and section != title else "")
+        + f'<span class="kb-snip">{html.escape(quote_snippet(c["quote"]))}</span>'
         + "</summary>"
         f'<div class="kb-passage">{body}</div>'
         f'<div class="kb-where"><span class="kb-src">{html.escape(c["source"])}</span>'

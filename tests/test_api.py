@@ -24,7 +24,7 @@ from conftest_app import (
 )
 
 from app.feedback import FeedbackStore
-from app.render import escape_markdown_html, message_markdown, passage, passage_html
+from app.render import citation_html, escape_markdown_html, message_markdown, passage, passage_html
 from kb.answer.base import NOT_COVERED
 
 # any URL to another host, except the SVG namespace name (an identifier, never fetched)
@@ -351,6 +351,17 @@ def test_message_markdown_escapes_answer_and_sources():
     assert '<span class="kb-ref">[1]</span>' in md
     assert "\n> 引用" in md  # Markdown quotes survive escaping
     assert escape_markdown_html("a <i>b</i> & c") == "a &lt;i&gt;b&lt;/i&gt; &amp; c"
+    # the card names the section and starts the quote (escaped), so cards of one section differ
+    assert '<span class="kb-sec">第一节</span>' in md
+    assert f'<span class="kb-snip">“{escape_markdown_html(" ".join(text[s:e].split())[:28])}…”</span>' in md
+
+
+def test_citation_card_leaves_out_a_section_that_repeats_the_title():
+    c = {"n": 1, "source": "a.txt", "title": "营销总部的3大职能", "section": "营销总部的3大职能",
+         "start": 0, "end": 9, "quote": "1.营销目标的制定\n根据", "score": 1.0}
+    card = citation_html(c, None)
+    assert "kb-sec" not in card
+    assert '<span class="kb-snip">“1.营销目标的制定 根据”</span>' in card  # one line
 
 
 # -- the real model over the bundled corpus (one server start) -------------------------------

@@ -153,12 +153,19 @@
     return frag;
   }
 
+  // the start of a quote, on one line: it tells apart citations of one section
+  function snippet(quote) {
+    const text = quote.split(/\s+/).filter(Boolean).join(" ");
+    return text.length > 28 ? "“" + text.slice(0, 28) + "…”" : "“" + text + "”";
+  }
+
   function citationCard(c) {
     const card = el("details", "kb-cite");
     card.dataset.n = c.n;
     const summary = el("summary");
     summary.append(el("span", "kb-n", c.n), el("span", "kb-doc-name", c.title || c.source));
-    if (c.section) summary.append(el("span", "kb-sec", c.section));
+    if (c.section && c.section !== c.title) summary.append(el("span", "kb-sec", c.section));
+    summary.append(el("span", "kb-snip", snippet(c.quote)));
     const body = el("div", "kb-passage");
     body.append(el("mark", "kb-hl", c.quote)); // until the document arrives
     const where = el("div", "kb-where");
