@@ -207,7 +207,10 @@ class DocumentStructure:
             # the shortest heading above the list names it best ("(一)市场部经理的职责")
             u = min(above[-2:], key=lambda u: len(idx.unit_text(u)))
             return strip_marker(idx.unit_text(u)).rstrip(":： ")
-        section = idx.chunks[row].section.split(" > ")[-1] if idx.chunks[row].section else ""
+        chunk = idx.chunks[row]
+        section = chunk.section.split(" > ")[-1] if chunk.section else ""
+        if section == chunk.title:
+            return ""  # the document's title names the whole document, not this list
         return strip_marker(section).rstrip(":： ")
 
     def complete(self, chosen: list[int]) -> list[int]:
