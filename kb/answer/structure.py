@@ -206,7 +206,10 @@ class DocumentStructure:
         if above:
             # the shortest heading above the list names it best ("(一)市场部经理的职责")
             u = min(above[-2:], key=lambda u: len(idx.unit_text(u)))
-            return strip_marker(idx.unit_text(u)).rstrip(":： ")
+            topic = strip_marker(idx.unit_text(u)).rstrip(":： ")
+            # "這時,公司的總經理有三種選擇" is about its last clause
+            last = re.split(r"[,，]", topic)[-1].strip()
+            return last if len(last) >= 4 else topic
         chunk = idx.chunks[row]
         section = chunk.section.split(" > ")[-1] if chunk.section else ""
         if section == chunk.title:
