@@ -286,6 +286,21 @@ def _resolve(path: Path) -> Path:
     return path
 
 
+def read_vector_cache(path: Path) -> dict[str, np.ndarray]:
+    """The vectors of an index that cannot be loaded as a whole (another format version, a
+    different dictionary), keyed like ``KnowledgeIndex.cached_vectors``: by a hash of the
+    embedder's id and the embedded text, so they are valid whatever else changed. Empty when
+    the files are missing or unreadable: the cache only saves time."""
+    path = _resolve(Path(path))
+    try:
+        hashes = json.loads((path / "hashes.json").read_text())
+        cache = dict(zip(hashes["chunks"], np.load(path / "vectors.npy"), strict=True))
+        cache.update(zip(hashes["units"], np.load(path / "unit_vectors.npy"), strict=True))
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return cache
+
+
 def read_manifest(path: Path) -> dict:
     path = _resolve(Path(path))
     try:

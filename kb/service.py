@@ -27,6 +27,7 @@ from kb.index import (
     build_index,
     load_index,
     read_manifest,
+    read_vector_cache,
 )
 from kb.query import QueryProcessor, load_glossary
 from kb.rerank import make_reranker
@@ -66,6 +67,9 @@ def run_ingest(
         pass
     except IndexError_ as e:
         log.info("previous index not reused: %s", e)
+        cache = read_vector_cache(config.index_path)  # its vectors still are, when readable
+        if cache:
+            log.info("reusing %d cached vectors from it", len(cache))
     result = ingest_corpus(
         config.corpus_dir, config.chunking, previous, previous_fp,
         max_bytes=config.max_file_bytes, progress=progress,

@@ -22,6 +22,7 @@ from kb.index import (
     embed_input,
     index_text,
     load_index,
+    read_vector_cache,
 )
 from kb.service import KnowledgeService, run_ingest
 
@@ -206,6 +207,31 @@ def test_reingest_reuses_cached_vectors(tiny_config, segmenter):
     # cached vectors are the very vectors a fresh embedding gives
     fresh = HashingEmbedder().embed_passages([embed_input(index_text(c)) for c in index.chunks])
     assert np.allclose(index.vectors, fresh, atol=1e-6)
+
+
+def test_an_index_of_another_format_still_lends_its_vectors(tiny_config, segmenter):
+    """A format change rebuilds the index but re-embeds nothing: vectors are keyed by the
+    embedder and the text, which the format does not change."""
+    _, first = run_ingest(tiny_config, RecordingEmbedder(), segmenter, progress=False)
+    manifest_path = tiny_config.index_path / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest["format_version"] = FORMAT_VERSION - 1
+    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(IndexMismatch):
+        load_index(tiny_config.index_path)
+    again = RecordingEmbedder()
+    _, rebuilt = run_ingest(tiny_config, again, segmenter, progress=False)
+    assert again.embedded == [] and rebuilt["counts"]["embedded"] == 0
+    assert rebuilt["format_version"] == FORMAT_VERSION
+    assert load_index(tiny_config.index_path).manifest["counts"]["units"] == first["counts"]["units"]
+
+
+def test_unreadable_vector_files_are_no_cache(tiny_config, segmenter):
+    run_ingest(tiny_config, RecordingEmbedder(), segmenter, progress=False)
+    assert read_vector_cache(tiny_config.index_path)
+    (tiny_config.index_path / "unit_vectors.npy").write_bytes(b"not numpy")
+    assert read_vector_cache(tiny_config.index_path) == {}
+    assert read_vector_cache(tiny_config.index_path.parent / "nowhere") == {}
 
 
 @pytest.mark.parametrize(
