@@ -301,6 +301,34 @@ def read_vector_cache(path: Path) -> dict[str, np.ndarray]:
     return cache
 
 
+def read_previous(path: Path) -> tuple[dict[str, DocRecord], str, dict[str, np.ndarray]]:
+    """What a re-ingest reuses from the index at ``path``, read without loading it (no BM25, no
+    FAISS): the per-document records and the ingest fingerprint they were made under (empty
+    when the index is of another format), and the vector cache (kept across formats and
+    embedders: it is keyed by both). Raises ``IndexMissing`` when there is no index."""
+    manifest = read_manifest(path)
+    cache = read_vector_cache(path)
+    if manifest.get("format_version") != FORMAT_VERSION:
+        return {}, "", cache
+    real = _resolve(Path(path))
+    records: dict[str, DocRecord] = {}
+    try:
+        with open(real / "documents.jsonl", encoding="utf-8") as fh:
+            for line in fh:
+                d = json.loads(line)
+                doc = Document(source=d["source"], text=d["text"], title=d["title"], kind=d["kind"],
+                               encoding=d["encoding"], sha256=d["sha256"])
+                records[doc.source] = DocRecord(doc, [], manifest["documents"][doc.source].get("noise_chars", 0))
+        with open(real / "chunks.jsonl", encoding="utf-8") as fh:
+            for line in fh:
+                chunk = Chunk.from_dict(json.loads(line))
+                records[chunk.source].chunks.append(chunk)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        log.info("previous documents not reused (%s): every document is read again", e)
+        return {}, "", cache
+    return records, manifest.get("ingest_fingerprint", ""), cache
+
+
 def read_manifest(path: Path) -> dict:
     path = _resolve(Path(path))
     try:

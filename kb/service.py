@@ -27,7 +27,7 @@ from kb.index import (
     build_index,
     load_index,
     read_manifest,
-    read_vector_cache,
+    read_previous,
 )
 from kb.query import QueryProcessor, load_glossary
 from kb.rerank import make_reranker
@@ -59,17 +59,13 @@ def run_ingest(
     previous_fp = ""
     cache = None
     try:
-        # the dictionary may differ: chunks and vectors do not depend on it, BM25 is rebuilt
-        old = load_index(config.index_path, embedder.id)
-        previous, previous_fp = old.records(), old.manifest.get("ingest_fingerprint", "")
-        cache = old.cached_vectors()
+        # documents, chunks and vectors do not depend on the dictionary (BM25 is rebuilt), and
+        # vectors are keyed by embedder and text: read them, not the whole index
+        previous, previous_fp, cache = read_previous(config.index_path)
     except IndexMissing:
         pass
     except IndexError_ as e:
         log.info("previous index not reused: %s", e)
-        cache = read_vector_cache(config.index_path)  # its vectors still are, when readable
-        if cache:
-            log.info("reusing %d cached vectors from it", len(cache))
     result = ingest_corpus(
         config.corpus_dir, config.chunking, previous, previous_fp,
         max_bytes=config.max_file_bytes, progress=progress,
