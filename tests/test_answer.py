@@ -212,6 +212,21 @@ def test_real_announced_parts_are_answered_whole(real_service, texts, question, 
 
 
 @pytest.mark.slow
+def test_real_announcing_line_is_an_intro_not_a_point(real_service, texts):
+    """"需要把握四个原则:" introduces the principles: the points are the four principles, so a
+    follow-up's "第二点" is the second principle."""
+    a = real_service.ask("雙軌制管理 四個原則").to_dict()
+    check_citations(a, texts)
+    lines = a["answer"].splitlines()
+    assert lines[1].startswith("具体在建设双轨制管理系统时,需要把握四个原则:") and re.search(r"\[\d+\]$", lines[1])
+    points = [ln for ln in lines if ln.startswith("- ")]
+    assert [p[2:8] for p in points] == ["业务不重叠。", "辐射一个基调", "共同参与方式", "在进程上契合"]
+    history = [{"role": "user", "content": "雙軌制管理 四個原則"}, {"role": "assistant", "content": a["answer"]}]
+    follow = real_service.ask("第二点具体说说", history=history).to_dict()
+    assert "辐射一个基调" in follow["resolved_question"]
+
+
+@pytest.mark.slow
 def test_real_question_in_an_interview_is_answered_by_what_follows_it(real_service, texts):
     # 001 has "请问:两部门沟通协作不力在实践中有哪些表现呢?宋辉:我认为表现为以下三个方面:1.信息沟通方面。…"
     a = real_service.ask("两个部门配合不到位,在实际工作里会表现成什么样?").to_dict()

@@ -19,7 +19,7 @@ import numpy as np
 from ingest.normalize import in_script, normalize, script_of
 from kb.answer.base import NOT_COVERED, Answer, Citation
 from kb.answer.scope import ScopeGuard
-from kb.answer.structure import DocumentStructure
+from kb.answer.structure import ANNOUNCER, DocumentStructure
 from kb.config import AnswerSettings
 from kb.units import strip_marker
 
@@ -470,16 +470,29 @@ class ExtractiveAnswerer:
                     continue
             runs.append([u])
         points = []
-        for run in runs:
+        intro = ""
+        for i, run in enumerate(runs):
             first, last = idx.units[run[0]], idx.units[run[-1]]
             text = idx.documents[idx.chunks[first.chunk].source].text[first.start : last.end]
             text = re.sub(r"\s*\n\s*", " ", text)
+            if i == 0 and len(runs) >= 3 and self._introduces(text, runs[1:]):
+                # "需要把握四个原则:" introduces the points; it is not one of them, so that
+                # "第二点" in a follow-up means the second principle
+                intro = f"{text} [{cite_of[run[0]]}]"
+                continue
             limit = _POINT_MAX + 40 * (len(run) - 1)
             # a list item keeps its head (its title), prose keeps the part about the question
             focus = [] if first.kind == "item" else terms
             points.append(f"- {shorten(text, limit, focus)} [{cite_of[run[0]]}]")
-        lead = self._lead(shape, topic, len(points), script)
-        return lead + "\n" + "\n".join(points), citations
+        lead = in_script("根据资料：", script) if intro else self._lead(shape, topic, len(points), script)
+        return "\n".join([lead] + ([intro] if intro else []) + points), citations
+
+    def _introduces(self, text: str, rest: list[list[int]]) -> bool:
+        """Whether ``text`` announces the points after it: it ends in a colon or names a count
+        ("…以下五个方面的工作"), and the points after it are list items."""
+        idx = self.svc.index
+        return (len(text) <= _POINT_MAX and bool(ANNOUNCER.search(text.strip()))
+                and all(idx.units[run[0]].kind == "item" for run in rest))
 
     @staticmethod
     def _lead(shape: str, topic: str, n: int, script: str) -> str:
