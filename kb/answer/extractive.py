@@ -478,7 +478,7 @@ class ExtractiveAnswerer:
             if i == 0 and len(runs) >= 3 and self._introduces(text, runs[1:]):
                 # "需要把握四个原则:" introduces the points; it is not one of them, so that
                 # "第二点" in a follow-up means the second principle
-                intro = f"{text} [{cite_of[run[0]]}]"
+                intro = f"{strip_marker(text).strip()} [{cite_of[run[0]]}]"
                 continue
             limit = _POINT_MAX + 40 * (len(run) - 1)
             # a list item keeps its head (its title), prose keeps the part about the question
