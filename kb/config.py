@@ -77,7 +77,7 @@ class AppSettings:
     starters: tuple[str, ...] = (
         "市场部和销售部为什么会发生冲突？",
         "市场部经理的职责有哪些？",
-        "怎样让市场部和销售部更好地配合？",
+        "市场部和销售部的冲突怎么解决？",
         "銷售管理與營銷管理有什麼區別？",
     )
     embed_origins: tuple[str, ...] = ("'self'",)  # frame-ancestors allowed to embed /embed
