@@ -37,17 +37,17 @@ _SHAPE_PATTERNS = (
     ("definition", re.compile(r"什么是|是什么|指什么|含义|定义|意思")),
 )
 _SPLIT_SIDES = re.compile(r"(.{2,12}?)(?:和|与|跟|同|及|对比|vs|VS)(.{2,12}?)(?:的|之间|有|在|相比|比较|区别|不同|差异|差别|哪|不就|是不是|是一回事|$)")
-_POINT_MAX = 140
-WRONG_KIND_PENALTY = 0.1
 _CONTRASTS = re.compile(r"[;；]|而|则|相比|相对|不同")
 _CAUSE = re.compile(r"原因|因素|为什么|根源")
 _REMEDY = re.compile(r"措施|办法|方法|对策|解决|如何|怎样")
 
-
-MAX_CITATION_CHARS = 260
-HUBNESS_WEIGHT = 0.25
-HUBNESS_K = 10
-LIST_LEXICAL_WEIGHT = 0.3
+# Weights and sizes, each measured on the dev set (eval/README.md, "Answer choices")
+_POINT_MAX = 140  # characters of a point before it is cut to the part about the question
+MAX_CITATION_CHARS = 260  # consecutive units of one document merge into one citation up to this
+HUBNESS_WEIGHT = 0.25  # how much of a unit's closeness to questions in general is discounted
+HUBNESS_K = 10  # ...measured over its nearest heading questions
+LIST_LEXICAL_WEIGHT = 0.3  # the question's rare words in a list's label and items
+WRONG_KIND_PENALTY = 0.1  # a causes list for a how-question, a remedies list for a why-question
 
 
 def question_shape(question: str) -> str:
