@@ -131,19 +131,39 @@ class KnowledgeIndex:
 
     def records(self) -> dict[str, DocRecord]:
         """Per-document records for incremental re-ingest."""
-        out: dict[str, DocRecord] = {
-            s: DocRecord(d, [], self.manifest["documents"][s].get("noise_chars", 0))
-            for s, d in self.documents.items()
-        }
-        for c in self.all_chunks:
-            out[c.source].chunks.append(c)
-        return out
+        return _records(self.manifest, self.documents, self.all_chunks)
 
     def cached_vectors(self) -> dict[str, np.ndarray]:
-        hashes = json.loads((self.path / "hashes.json").read_text())
-        cache = {h: self.vectors[i] for i, h in enumerate(hashes["chunks"])}
-        cache.update({h: self.unit_vectors[i] for i, h in enumerate(hashes["units"])})
-        return cache
+        return _vector_cache(self.path, self.vectors, self.unit_vectors)
+
+
+def _records(manifest: dict, documents: dict[str, Document], chunks: list[Chunk]) -> dict[str, DocRecord]:
+    out = {s: DocRecord(d, [], manifest["documents"][s].get("noise_chars", 0)) for s, d in documents.items()}
+    for c in chunks:
+        out[c.source].chunks.append(c)
+    return out
+
+
+def _vector_cache(folder: Path, vectors: np.ndarray, unit_vectors: np.ndarray) -> dict[str, np.ndarray]:
+    """Vectors keyed by the hash of the embedder's id and the embedded text (``hashes.json``)."""
+    hashes = json.loads((folder / "hashes.json").read_text())
+    cache = dict(zip(hashes["chunks"], vectors, strict=True))
+    cache.update(zip(hashes["units"], unit_vectors, strict=True))
+    return cache
+
+
+def _read_documents_and_chunks(folder: Path) -> tuple[dict[str, Document], list[Chunk]]:
+    documents = {}
+    with open(folder / "documents.jsonl", encoding="utf-8") as fh:
+        for line in fh:
+            d = json.loads(line)
+            documents[d["source"]] = Document(
+                source=d["source"], text=d["text"], title=d["title"], kind=d["kind"],
+                encoding=d["encoding"], sha256=d["sha256"],
+            )
+    with open(folder / "chunks.jsonl", encoding="utf-8") as fh:
+        chunks = [Chunk.from_dict(json.loads(line)) for line in fh]
+    return documents, chunks
 
 
 def _vector_index(vectors: np.ndarray, flat_max: int) -> tuple[faiss.Index, str]:
@@ -293,12 +313,9 @@ def read_vector_cache(path: Path) -> dict[str, np.ndarray]:
     the files are missing or unreadable: the cache only saves time."""
     path = _resolve(Path(path))
     try:
-        hashes = json.loads((path / "hashes.json").read_text())
-        cache = dict(zip(hashes["chunks"], np.load(path / "vectors.npy"), strict=True))
-        cache.update(zip(hashes["units"], np.load(path / "unit_vectors.npy"), strict=True))
+        return _vector_cache(path, np.load(path / "vectors.npy"), np.load(path / "unit_vectors.npy"))
     except (OSError, ValueError, KeyError, TypeError):
         return {}
-    return cache
 
 
 def read_previous(path: Path) -> tuple[dict[str, DocRecord], str, dict[str, np.ndarray]]:
@@ -310,19 +327,8 @@ def read_previous(path: Path) -> tuple[dict[str, DocRecord], str, dict[str, np.n
     cache = read_vector_cache(path)
     if manifest.get("format_version") != FORMAT_VERSION:
         return {}, "", cache
-    real = _resolve(Path(path))
-    records: dict[str, DocRecord] = {}
     try:
-        with open(real / "documents.jsonl", encoding="utf-8") as fh:
-            for line in fh:
-                d = json.loads(line)
-                doc = Document(source=d["source"], text=d["text"], title=d["title"], kind=d["kind"],
-                               encoding=d["encoding"], sha256=d["sha256"])
-                records[doc.source] = DocRecord(doc, [], manifest["documents"][doc.source].get("noise_chars", 0))
-        with open(real / "chunks.jsonl", encoding="utf-8") as fh:
-            for line in fh:
-                chunk = Chunk.from_dict(json.loads(line))
-                records[chunk.source].chunks.append(chunk)
+        records = _records(manifest, *_read_documents_and_chunks(_resolve(Path(path))))
     except (OSError, ValueError, KeyError, TypeError) as e:
         log.info("previous documents not reused (%s): every document is read again", e)
         return {}, "", cache
@@ -362,16 +368,7 @@ def load_index(path: Path, embedder_id: str | None = None, dictionary: str | Non
     manifest = read_manifest(path)
     real = _resolve(path)
     check_manifest(manifest, path, embedder_id, dictionary)
-    documents = {}
-    with open(real / "documents.jsonl", encoding="utf-8") as fh:
-        for line in fh:
-            d = json.loads(line)
-            documents[d["source"]] = Document(
-                source=d["source"], text=d["text"], title=d["title"], kind=d["kind"],
-                encoding=d["encoding"], sha256=d["sha256"],
-            )
-    with open(real / "chunks.jsonl", encoding="utf-8") as fh:
-        all_chunks = [Chunk.from_dict(json.loads(line)) for line in fh]
+    documents, all_chunks = _read_documents_and_chunks(real)
     chunks = [c for c in all_chunks if not c.dup_of]
     vectors = np.load(real / "vectors.npy")
     findex = faiss.read_index(str(real / "faiss.index"))
