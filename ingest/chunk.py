@@ -33,8 +33,9 @@ HEADING_STYLES: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 # Lines that are items of a list (never section headings).
+BULLETS = "●•◆◇■□▪►▶√※★☆"
 ITEM = re.compile(
-    r"^(?:\d{1,3}\s*[、.．)）](?!\d)|[（(]\s*\d{1,3}\s*[)）]|[①-⑳]|[●•◆◇■□▪►▶√※★☆]|[-–—]\s"
+    rf"^(?:\d{{1,3}}\s*[、.．)）](?!\d)|[（(]\s*\d{{1,3}}\s*[)）]|[①-⑳]|[{BULLETS}]|[-–—]\s"
     # "1制定与实施…": a number glued to the item, but not a quantity ("3大职能", "2018年")
     r"|\d{1,2}(?=[\u4e00-\u9fff])(?![年月日号个大点次名人家天周时分倍成万千百亿元种类项条步层级期届岁])"
     r")"

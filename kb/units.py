@@ -8,15 +8,23 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ingest.chunk import HEADING_STYLES, ITEM, MD_HEADING, SENTENCE_END, ChunkSettings, classify
+from ingest.chunk import (
+    BULLETS,
+    HEADING_STYLES,
+    ITEM,
+    MD_HEADING,
+    SENTENCE_END,
+    ChunkSettings,
+    classify,
+)
 from ingest.models import Chunk
 
 _SENT = re.compile(rf"[^{SENTENCE_END}]*[{SENTENCE_END}]+[”’\"」』)）》】]*|[^{SENTENCE_END}]+")
-_BULLETS = "●•◆◇■□▪►▶√※★☆"
-_ENUM = rf"(?:\d{{1,2}}\s*[.、．)）](?!\d)|[一二三四五六七八九十]是|其[一二三四五六七八九十][,，、是]|第[一二三四五六七八九十][,，、]|[{_BULLETS}])"
-_INLINE_ITEM = re.compile(rf"(?<=[:：;；。])\s*(?={_ENUM})")
-_ENUM_START = re.compile(r"^(?:[一二三四五六七八九十]是|其[一二三四五六七八九十][,，、是]|第[一二三四五六七八九十][,，、])")
-_DIGIT_ITEM = re.compile(r"^\s*\d{1,2}\s*[.、．)）](?!\d)")
+_DIGIT_MARK = r"\d{1,2}\s*[.、．)）](?!\d)"  # 1. 2、 3)
+_WORD_MARK = r"[一二三四五六七八九十]是|其[一二三四五六七八九十][,，、是]|第[一二三四五六七八九十][,，、]"  # 一是 其二 第三,
+_INLINE_ITEM = re.compile(rf"(?<=[:：;；。])\s*(?=(?:{_DIGIT_MARK}|{_WORD_MARK}|[{BULLETS}]))")
+_ENUM_START = re.compile(rf"^(?:{_WORD_MARK})")
+_DIGIT_ITEM = re.compile(rf"^\s*{_DIGIT_MARK}")
 MAX_UNIT = 160
 _SETTINGS = ChunkSettings()
 _NUMBER = re.compile(r"^[（(]?\s*[第其]?(\d{1,3}|[一二三四五六七八九十]{1,3})")
@@ -108,7 +116,7 @@ def split_units(chunk: Chunk, row: int, first_list_id: int = 0) -> list[Unit]:
         number = item_number(text) if is_item else None
         follows_on = follows(last_number, number)
         restarted = number is not None and last_number is not None and number <= last_number
-        glyph = text[0] if is_item and text[0] in _BULLETS else ""
+        glyph = text[0] if is_item and text[0] in BULLETS else ""
         same_bullets = bool(glyph) and glyph == open_bullet  # "●…" again after an explanation
         if is_item and ((not in_list and not follows_on and not same_bullets) or restarted):
             list_id += 1
@@ -127,13 +135,13 @@ def split_units(chunk: Chunk, row: int, first_list_id: int = 0) -> list[Unit]:
                 pieces.append((a, b, a > 0))
         inline_list = len(pieces) > 1
         if inline_list:
+            tail = text[pieces[-1][0]:].lstrip()  # the last enumerated part
             if not is_item:
                 list_id += 1
-                last_number = item_number(text[pieces[-1][0]:].lstrip())
-                tail = text[pieces[-1][0]:].lstrip()
-                open_bullet = tail[0] if tail[:1] and tail[0] in _BULLETS else ""
-            elif marker_style(text[pieces[-1][0]:]) == marker_style(text):
-                last_number = item_number(text[pieces[-1][0]:].lstrip())
+                last_number = item_number(tail)
+                open_bullet = tail[0] if tail[:1] and tail[0] in BULLETS else ""
+            elif marker_style(tail) == marker_style(text):
+                last_number = item_number(tail)
             # else a nested enumeration inside an item ("4.费用管理主要是两项:一是…二是…")
             in_list = True
         for a, b, inline in pieces:
@@ -149,11 +157,10 @@ def split_units(chunk: Chunk, row: int, first_list_id: int = 0) -> list[Unit]:
                     continue
                 item = (is_item and j == 0) or (inline and j == 0)
                 # the words before an inline list ("请问:…?我认为表现为以下三个方面:") are
-                # not part of it
-                in_this_list = is_item or (inline_list and (inline or a > 0))
+                # not part of it (``inline`` is false only for the line's first piece)
                 units.append(
                     Unit(row, chunk.start + xs, chunk.start + ys, "item" if item else "sentence",
-                         list_id if in_this_list else -1)
+                         list_id if is_item or inline else -1)
                 )
     return units
 
