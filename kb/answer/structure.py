@@ -19,6 +19,7 @@ ANNOUNCER = re.compile(
     r"([:：]\s*$|以下|如下|下列|[一二三四五六七八九十两几\d]+\s*(个|大|项|条)?\s*"
     r"(方面|阶段|原则|要点|部分|类|种|点|步|职能|任务)[^，,]{0,6}[:：。]?\s*$)"
 )
+_ENDS_IN_COLON = re.compile(r"[:：]\s*$")
 _ASKS = re.compile(r"([?？]|[呢吗嗎][\"”」]?)\s*$")  # a question in the document ("…如何才能…呢")
 _BACK_REFERENCE = re.compile(r"(于是|因此|所以|因而|从而|这样|这种|这也|这就|此外|同时|但是|然而|总之|可见|其中)")
 _GOES_ON = re.compile(r"(其次|再次|再者|另外|此外|最后|第[二三四五]|其(?![他它中次实])|这(?![样里些])|此(?![外时])|一个是)")
@@ -41,8 +42,7 @@ class DocumentStructure:
         section while the numbering (or the same bullet) continues, past the sentences that
         explain an item."""
         idx = self.index
-        items = [u for u in idx.units_of_chunk.get(row, [])
-                 if idx.units[u].list_id == list_id and idx.units[u].kind == "item"]
+        items = self._items(row, list_id)
         if not items:
             return []
         last = item_number(idx.unit_text(items[-1]))
@@ -71,13 +71,18 @@ class DocumentStructure:
             nxt += 1
         return items
 
+    def _items(self, row: int, list_id: int) -> list[int]:
+        """The items of list ``list_id`` in chunk ``row``, in text order."""
+        idx = self.index
+        return [u for u in idx.units_of_chunk.get(row, [])
+                if idx.units[u].list_id == list_id and idx.units[u].kind == "item"]
+
     def list_start(self, row: int, list_id: int) -> tuple[int, int]:
         """Where a list really begins: a list whose first item is "4." continues one that
         started in the previous chunk of the same section."""
         idx = self.index
         for _ in range(3):
-            items = [u for u in idx.units_of_chunk.get(row, [])
-                     if idx.units[u].list_id == list_id and idx.units[u].kind == "item"]
+            items = self._items(row, list_id)
             if not items or row == 0:
                 break
             first = idx.unit_text(items[0])
@@ -113,7 +118,7 @@ class DocumentStructure:
             return (after[:15], "") if after else None
         if not ANNOUNCER.search(text):
             return None
-        if idx.units[best].kind == "item" and not re.search(r"[:：]\s*$", text):
+        if idx.units[best].kind == "item" and not _ENDS_IN_COLON.search(text):
             return None  # an item announces only when it ends in a colon
         picked = self.following(best)
         return ([best] + picked[:14], "") if picked else None
@@ -160,7 +165,7 @@ class DocumentStructure:
                     break
                 picked.append(u)
             return picked
-        elif kind == "sentence" and re.search(r"[:：]\s*$", idx.unit_text(announcer)):
+        elif kind == "sentence" and _ENDS_IN_COLON.search(idx.unit_text(announcer)):
             # "通常解决以下问题:" followed by prose: the sentence(s) up to the first full stop
             doc = idx.documents[source].text
             for u in following[:prose_limit]:
@@ -189,20 +194,18 @@ class DocumentStructure:
             prev, this = idx.chunks[row - 1], idx.chunks[row]
             if prev.source == this.source and prev.section == this.section:
                 tail = idx.units_of_chunk.get(row - 1, [])[-1:]
-                if tail and idx.units[tail[0]].list_id < 0 and (
-                    idx.units[tail[0]].kind in ("heading", "lead") or ANNOUNCER.search(idx.unit_text(tail[0]))
-                ):
+                if tail and idx.units[tail[0]].list_id < 0 and self.names_list(tail[0]):
                     out = tail
         return out[-3:]
 
     def names_list(self, u: int) -> bool:
+        """A heading, a lead line or an announcing sentence: what names the list below it."""
         return self.index.units[u].kind in ("heading", "lead") or bool(ANNOUNCER.search(self.index.unit_text(u)))
 
     def list_topic(self, row: int, first_item: int) -> str:
         """The lead line or heading right above a list, as a topic for the lead sentence."""
         idx = self.index
-        above = [u for u in self.above(row, first_item) if len(idx.unit_text(u)) <= 30
-                 and (idx.units[u].kind in ("heading", "lead") or ANNOUNCER.search(idx.unit_text(u)))]
+        above = [u for u in self.above(row, first_item) if len(idx.unit_text(u)) <= 30 and self.names_list(u)]
         if above:
             # the shortest heading above the list names it best ("(一)市场部经理的职责")
             u = min(above[-2:], key=lambda u: len(idx.unit_text(u)))
@@ -220,6 +223,14 @@ class DocumentStructure:
         """Extend a sentence that ends in ；or ： with the rest of its enumeration on the same
         line ("313原则,即:A;B;C。"), so a point never stops half-way..."""
         idx = self.index
+
+        def same_line(a: int, b: int) -> bool:  # unit b right after unit a, on its line and chunk
+            ua, ub = idx.units[a], idx.units[b]
+            return ua.chunk == ub.chunk and "\n" not in idx.documents[idx.chunks[ua.chunk].source].text[ua.end : ub.start]
+
+        def ends_in(u: int, marks: str) -> bool:  # (a tuple: an empty text ends in none of them)
+            return idx.units[u].kind == "sentence" and idx.unit_text(u).rstrip()[-1:] in tuple(marks)
+
         out: list[int] = []
         for u in chosen:
             if u in out:
@@ -230,13 +241,8 @@ class DocumentStructure:
             k = u
             for _ in range(3):
                 prev = k - 1
-                if prev < 0 or idx.units[k].kind != "sentence" or prev in out or prev in chosen:
-                    break
-                pu, ku = idx.units[prev], idx.units[k]
-                doc = idx.documents[idx.chunks[ku.chunk].source].text
-                ptxt = idx.unit_text(prev).rstrip()
-                if (pu.chunk != ku.chunk or pu.kind != "sentence" or not ptxt or ptxt[-1] not in "；;"
-                        or "\n" in doc[pu.end : ku.start]):
+                if (prev < 0 or idx.units[k].kind != "sentence" or prev in out or prev in chosen
+                        or not ends_in(prev, "；;") or not same_line(prev, k)):
                     break
                 head.insert(0, prev)
                 k = prev
@@ -244,14 +250,8 @@ class DocumentStructure:
             out.append(u)
             k = u
             for _ in range(4):
-                unit = idx.units[k]
-                txt = idx.unit_text(k).rstrip()
                 nxt = k + 1
-                if unit.kind != "sentence" or not txt or txt[-1] not in "；;：:" or nxt >= len(idx.units):
-                    break
-                nu = idx.units[nxt]
-                doc = idx.documents[idx.chunks[unit.chunk].source].text
-                if nu.chunk != unit.chunk or "\n" in doc[unit.end : nu.start] or nxt in out:
+                if not ends_in(k, "；;：:") or nxt >= len(idx.units) or not same_line(k, nxt) or nxt in out:
                     break
                 out.append(nxt)
                 k = nxt
@@ -299,8 +299,8 @@ class DocumentStructure:
         for u in chosen:
             out.append(u)
             nxt = u + 1
-            if (self.title_only(u) and nxt < len(idx.units) and nxt not in chosen
-                    and idx.units[nxt].kind == "sentence" and self.adjacent(u, nxt)):
+            if (self.title_only(u) and self.adjacent(u, nxt) and nxt not in chosen
+                    and idx.units[nxt].kind == "sentence"):
                 out.append(nxt)
         return out
 
