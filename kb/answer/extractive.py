@@ -29,8 +29,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 SHAPES = ("list", "why", "how", "difference", "definition", "fact")
 _ENUMERATION = re.compile(r"哪些|哪几|几点|几个|几方面|几类|几种|列举|哪[一二两三四五六七八九十\d]+\s*[个种項项点条類类方面大块塊步]")
+_DIFFERENCE = re.compile(r"区别|不同|差异|差别|异同|分别是|有何不同|\bvs\b|相比|一回事|混为一谈|等同")
 _SHAPE_PATTERNS = (
-    ("difference", re.compile(r"区别|不同|差异|差别|异同|分别是|有何不同|\bvs\b|相比|一回事|混为一谈|等同")),
+    ("difference", _DIFFERENCE),
     ("why", re.compile(r"为什么|为啥|为何|原因|怎么会|缘故|根源|因素")),
     ("how", re.compile(r"怎么办|如何|怎样|怎么|咋|做点?什么|抓什么|讲究|注意|办法|措施|对策|方法|建议|解决|做好|改善|避免")),
     ("list", re.compile(r"哪些|哪几|有什么|流程|步骤|环节|些啥|干啥|做啥|啥活|啥事|什么(资料|内容|工作|任务|措施|方法|要求|信息|作用)|职责|职能|任务|内容|包括|几个|几点|几方面|几类|列举|要点|表现")),
@@ -64,7 +65,7 @@ def contrast_sides(question: str) -> tuple[str, str] | None:
     """The two things a 区别 question contrasts, e.g. ("市场部", "销售部"), also from keywords
     ("市场部 销售部 区别")."""
     q = re.sub(r"^(请问|请|说说|讲讲)", "", normalize(question))
-    terms = [t for t in q.split() if not _SHAPE_PATTERNS[0][1].search(t)]
+    terms = [t for t in q.split() if not _DIFFERENCE.search(t)]
     if len(q.split()) >= 2 and len(terms) >= 2:
         return (terms[0], terms[1]) if terms[0] != terms[1] else None
     m = _SPLIT_SIDES.search(q)
@@ -164,12 +165,16 @@ class ExtractiveAnswerer:
 
     def coverage(self, tokens: list[str], rows: list[int]) -> float:
         """IDF-weighted share of the question's terms found in the given chunks."""
+        chunks = self.svc.index.chunks
+        return self._idf_share(tokens, " ".join(chunks[r].section + chunks[r].text for r in rows))
+
+    def _idf_share(self, tokens: list[str], text: str) -> float:
+        """IDF-weighted share of ``tokens`` (repeats count again) found in ``text``."""
         if not tokens:
             return 0.0
-        text = normalize(" ".join(self.svc.index.chunks[r].section + self.svc.index.chunks[r].text for r in rows))
-        total = sum(self._idf(t) for t in tokens)
-        found = sum(self._idf(t) for t in tokens if t in text)
-        return found / total if total else 0.0
+        t = normalize(text)
+        total = sum(self._idf(x) for x in tokens)
+        return sum(self._idf(x) for x in tokens if x in t) / total if total else 0.0
 
     @staticmethod
     def confidence(best_chunk_cos: float, coverage_top3: float, coverage_top1: float) -> float:
@@ -264,15 +269,6 @@ class ExtractiveAnswerer:
             resolved_question=resolved, confidence=round(conf, 4),
         )
 
-    def _weighted_overlap(self, tokens: list[str], text: str) -> float:
-        """IDF-weighted share of the question's distinct terms found in ``text``."""
-        terms = set(tokens)
-        if not terms:
-            return 0.0
-        t = normalize(text)
-        total = sum(self._idf(x) for x in terms)
-        return sum(self._idf(x) for x in terms if x in t) / total if total else 0.0
-
     @staticmethod
     def _overlap(tokens: list[str], text: str) -> float:
         if not tokens:
@@ -323,6 +319,7 @@ class ExtractiveAnswerer:
                 lists.setdefault((unit.chunk, unit.list_id), []).append(u)
         best_key, best_rank, best_score, best_topic, holds_best = None, -1.0, -1.0, 0.0, False
         top_raw = max(unit_cos.values(), default=0.0)
+        distinct = list(dict.fromkeys(tokens or []))  # each of the question's terms once
         # lists in the three best passages, or right after them
         allowed = set(rows[:3]) | {r + 1 for r in rows[:3]}
         for (row, lid), members in lists.items():
@@ -341,7 +338,7 @@ class ExtractiveAnswerer:
                 continue  # a list of causes does not answer "how to fix it", nor the reverse
             # the question's words in the list's label and items ("对外…形象…宣传" picks the
             # list of PR duties over another list in the same passage)
-            lexical = self._weighted_overlap(tokens or [], label + " ".join(idx.unit_text(u) for u in members))
+            lexical = self._idf_share(distinct, label + " ".join(idx.unit_text(u) for u in members))
             dense = 0.6 * max(topic, vals[0] - 0.02) + 0.4 * float(np.mean(vals[:3])) - 0.02 * rows.index(row)
             s = dense + LIST_LEXICAL_WEIGHT * lexical
             if s > best_rank:
@@ -353,8 +350,7 @@ class ExtractiveAnswerer:
             return [], ""
         # the list is the answer when its heading matches about as well as anything, or when
         # it holds the single best-matching sentence
-        margin = 0.04
-        if best_topic < top_raw - 0.015 and best_score < top_raw - margin and not holds_best:
+        if best_topic < top_raw - 0.015 and best_score < top_raw - 0.04 and not holds_best:
             return [], ""
         row, lid = self.structure.list_start(*best_key)
         items = self.structure.list_units(lid, row)
