@@ -44,9 +44,8 @@ class ScopeGuard:
             return False
         return len(word) > 2 and all(word[i : i + 2] in self._vocab for i in range(len(word) - 1))
 
-    def missing_subjects(self, question: str) -> list[str]:
-        """Nouns of the question (two characters or more) found nowhere in the corpus."""
-        q = normalize(question)
+    def _missing_subjects(self, q: str) -> list[str]:
+        """Nouns of the (normalised) question, two characters or more, found nowhere in the corpus."""
         out = []
         for pair in self._pos.cut(q):
             word, flag = pair.word, pair.flag
@@ -55,16 +54,17 @@ class ScopeGuard:
                 out.append(word)
         return out
 
-    def missing_foreign_terms(self, question: str) -> list[str]:
-        """Latin-script names in the question (VPN, Excel, iPhone) found nowhere in the corpus."""
-        q = normalize(question)
+    def _missing_foreign_terms(self, q: str) -> list[str]:
+        """Latin-script names in the (normalised) question (VPN, Excel, iPhone) found nowhere in
+        the corpus."""
         return [w for w in dict.fromkeys(_LATIN.findall(q)) if not self.in_corpus(w)]
 
     def unanswerable(self, question: str) -> list[str]:
         """Why ``question`` cannot be answered from this corpus: the missing subjects when it asks
         for a value, or a product or technology name the corpus never uses. Empty when it may be
         answerable."""
-        missing = self.missing_foreign_terms(question)
-        if VALUE_QUESTION.search(normalize(question)):
-            missing += [w for w in self.missing_subjects(question) if w not in missing]
+        q = normalize(question)
+        missing = self._missing_foreign_terms(q)
+        if VALUE_QUESTION.search(q):
+            missing += [w for w in self._missing_subjects(q) if w not in missing]
         return missing
