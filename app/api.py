@@ -5,7 +5,6 @@ without a traceback for anything unexpected."""
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 from typing import Annotated, Any, Literal
@@ -13,10 +12,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, FastAPI, Header, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.feedback import FeedbackStore
+from kb.faq.auth import bearer_token, check_admin
 from kb.service import BadQuestion, KnowledgeService, UnknownDocument
 
 log = logging.getLogger(__name__)
@@ -25,28 +25,68 @@ MAX_HISTORY_TURNS = 50
 MAX_K = 50
 MAX_COMMENT_CHARS = 2000
 MAX_ANSWER_CHARS = 50_000
+MAX_TURN_CHARS = 20_000  # one history turn's question, answer or content
+MAX_CITATIONS = 100
+
+
+def no_surrogates(value: str) -> str:
+    """Text must be encodable: a lone surrogate (``"\\ud800"`` in JSON) is refused here, as a
+    422, instead of failing later when the text is written or logged."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(f"text holds an invalid character (lone surrogate at position {e.start})") from None
+    return value
+
+
+Text = Annotated[StrictStr, AfterValidator(no_surrogates)]
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class MessagePart(BaseModel):
+    """One part of a multimodal message; only text parts are read."""
+
+    model_config = ConfigDict(extra="ignore")
+    type: Text = Field(default="text", max_length=20)
+    text: Text = Field(default="", max_length=MAX_TURN_CHARS)
+
+
+class HistoryTurn(BaseModel):
+    """A previous turn: a ``{"question","answer","citations"}`` pair or a ``{"role","content"}``
+    message. Other keys are ignored; every text is bounded."""
+
+    model_config = ConfigDict(extra="ignore")
+    question: Text | None = Field(default=None, max_length=MAX_TURN_CHARS)
+    answer: Text | None = Field(default=None, max_length=MAX_TURN_CHARS)
+    role: Literal["user", "assistant", "system"] | None = None
+    content: Text | list[MessagePart] | None = Field(default=None, max_length=MAX_TURN_CHARS)
+    citations: list[dict[str, Any]] | None = Field(default=None, max_length=MAX_CITATIONS)
+
+
 class AskRequest(Strict):
-    question: StrictStr = Field(description="the question; 1 to max_question_chars characters")
-    history: list[dict[str, Any]] | None = Field(
+    question: Text = Field(description="the question; 1 to max_question_chars characters")
+    history: list[HistoryTurn] | None = Field(
         default=None,
         max_length=MAX_HISTORY_TURNS,
         description='previous turns, as {"question","answer","citations"} pairs or '
         '{"role","content"} messages; used to resolve follow-up questions',
     )
 
+    def history_dicts(self) -> list[dict] | None:
+        if self.history is None:
+            return None
+        return [t.model_dump(exclude_none=True) for t in self.history]
+
 
 class FeedbackRequest(Strict):
-    question: StrictStr = Field(min_length=1, max_length=10_000)
-    answer: StrictStr = Field(max_length=MAX_ANSWER_CHARS)
-    citations: list[dict[str, Any]] | None = Field(default=None, max_length=100)
+    question: Text = Field(min_length=1, max_length=10_000)
+    answer: Text = Field(max_length=MAX_ANSWER_CHARS)
+    citations: list[dict[str, Any]] | None = Field(default=None, max_length=MAX_CITATIONS)
     rating: Literal["up", "down"]
-    comment: StrictStr = Field(default="", max_length=MAX_COMMENT_CHARS)
+    comment: Text = Field(default="", max_length=MAX_COMMENT_CHARS)
 
 
 class FeedbackCreated(BaseModel):
@@ -66,7 +106,7 @@ def make_router(service: KnowledgeService, feedback: FeedbackStore) -> APIRouter
 
     @router.post("/ask", summary="Answer a question with exact-quote citations")
     def ask(req: AskRequest) -> dict:
-        return service.ask(req.question, history=req.history).to_dict()
+        return service.ask(req.question, history=req.history_dicts()).to_dict()
 
     @router.get("/search", summary="Hybrid search: the best passages for a query")
     def search(
@@ -100,9 +140,9 @@ def make_router(service: KnowledgeService, feedback: FeedbackStore) -> APIRouter
     ) -> list[dict]:
         if not admin_token:
             raise HTTPException(403, "reading feedback is disabled: set KB_ADMIN_TOKEN")
-        given = (authorization or "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(given.encode(), admin_token.encode()):
-            raise HTTPException(401, "missing or wrong admin token (Authorization: Bearer ...)")
+        if not check_admin(service.config, bearer_token(authorization)):
+            raise HTTPException(401, "missing or wrong admin token (Authorization: Bearer ...)",
+                                headers={"WWW-Authenticate": "Bearer"})
         return feedback.recent(limit)
 
     @router.get("/health", summary="Index and model status")

@@ -13,7 +13,7 @@ import gradio as gr
 
 from app.chat_layout import ChatUI, build_layout
 from app.feedback import FeedbackStore
-from app.render import message_markdown
+from app.render import escape_markdown_html, message_markdown
 from kb.service import BadQuestion, KnowledgeService, UnknownDocument
 
 log = logging.getLogger(__name__)
@@ -40,15 +40,18 @@ class ChatHandlers:
         return docs
 
     def respond(self, question: str, messages: list, turns: list) -> Iterator[tuple]:
-        """Yields (textbox, chatbot, turns, feedback box): first the question shown, then the
-        answer with its sources (or the refusal with related questions as options)."""
-        q = (question or "").strip()
+        """Yields (textbox, chatbot, messages, turns, feedback box): first the question shown,
+        then the answer with its sources (or the refusal with related questions as options).
+
+        ``messages`` and ``turns`` are server-side session state: the conversation is never
+        taken from the client, whose chatbot value could name files on the server."""
+        q = question.strip() if isinstance(question, str) else ""
         if not q:
-            yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
             return
-        messages = list(messages or []) + [{"role": "user", "content": html.escape(q)}]
+        messages = list(messages or []) + [{"role": "user", "content": escape_markdown_html(q)}]
         turns = list(turns or [])
-        yield "", messages, turns, gr.update(visible=False)
+        yield "", messages, messages, turns, gr.update(visible=False)
         history = [
             {"question": t["answer"]["question"], "answer": t["answer"]["answer"],
              "citations": t["answer"]["citations"]}
@@ -58,12 +61,12 @@ class ChatHandlers:
             answer = self.service.ask(q, history=history).to_dict()
         except BadQuestion as e:
             messages.append({"role": "assistant", "content": f"这个问题无法处理：{html.escape(str(e))}"})
-            yield "", messages, turns, gr.skip()
+            yield "", messages, messages, turns, gr.skip()
             return
         except Exception:  # logged in full; the user sees a short message, not a traceback
             log.exception("answering %r failed", q)
             messages.append({"role": "assistant", "content": "抱歉，回答时出错了，请稍后再试。"})
-            yield "", messages, turns, gr.skip()
+            yield "", messages, messages, turns, gr.skip()
             return
         msg: dict = {
             "role": "assistant",
@@ -73,7 +76,7 @@ class ChatHandlers:
             msg["options"] = [{"value": r, "label": r} for r in answer["related"]]
         turns.append({"index": len(messages), "answer": answer, "feedback_id": None})
         messages.append(msg)
-        yield "", messages, turns, gr.skip()
+        yield "", messages, messages, turns, gr.skip()
 
     def respond_option(self, messages: list, turns: list, evt: gr.SelectData) -> Iterator[tuple]:
         value = evt.value
@@ -83,7 +86,7 @@ class ChatHandlers:
 
     @staticmethod
     def clear() -> tuple:
-        return [], [], None, gr.update(visible=False), ""
+        return [], [], [], None, gr.update(visible=False), ""
 
     # -- feedback -------------------------------------------------------------------------
     def rate(self, turns: list, evt: gr.LikeData) -> tuple:
@@ -121,14 +124,14 @@ class ChatHandlers:
 
 
 def wire_events(ui: ChatUI, handlers: ChatHandlers) -> None:
-    ask_outputs = [ui.textbox, ui.chatbot, ui.turns, ui.feedback_box]
-    ask_inputs = [ui.chatbot, ui.turns]
+    ask_outputs = [ui.textbox, ui.chatbot, ui.messages, ui.turns, ui.feedback_box]
+    ask_inputs = [ui.messages, ui.turns]
     with ui.blocks:
         ui.textbox.submit(handlers.respond, [ui.textbox, *ask_inputs], ask_outputs)
         for button in ui.starters:
             button.click(handlers.respond, [button, *ask_inputs], ask_outputs)
         ui.chatbot.option_select(handlers.respond_option, ask_inputs, ask_outputs)
-        clear_outputs = [ui.chatbot, ui.turns, ui.feedback_target, ui.feedback_box, ui.textbox]
+        clear_outputs = [ui.chatbot, ui.messages, ui.turns, ui.feedback_target, ui.feedback_box, ui.textbox]
         ui.clear.click(handlers.clear, None, clear_outputs)
         ui.chatbot.clear(handlers.clear, None, clear_outputs)  # its own trash icon
         ui.chatbot.like(

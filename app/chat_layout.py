@@ -130,7 +130,8 @@ class ChatUI:
     """The components event wiring needs."""
 
     blocks: gr.Blocks
-    chatbot: gr.Chatbot
+    chatbot: gr.Chatbot  # an output only: what it shows comes from ``messages``, never from the client
+    messages: gr.State  # the conversation as shown, kept on the server
     textbox: gr.Textbox  # its submit button sends too
     clear: gr.Button
     starters: list[gr.Button]
@@ -226,10 +227,11 @@ def build_layout(title: str, welcome: str, starters: list[str], documents: list[
                     '<li><a href="/docs" target="_blank">HTTP 接口文档</a></li>'
                     '<li><a href="/trainers" target="_blank">培训师入口</a>（常见问题维护，需登录）</li></ul>'
                 )
+        messages = gr.State([])
         turns = gr.State([])
         feedback_target = gr.State(None)
     return ChatUI(
-        blocks=blocks, chatbot=chatbot, textbox=textbox, clear=clear,
+        blocks=blocks, chatbot=chatbot, messages=messages, textbox=textbox, clear=clear,
         starters=starter_buttons, turns=turns, feedback_box=feedback_box,
         feedback_note=feedback_note, feedback_comment=feedback_comment,
         feedback_submit=feedback_submit, feedback_target=feedback_target,

@@ -28,7 +28,7 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from app.render import fill_template, json_for_html
-from kb.faq.auth import check_admin
+from kb.faq.auth import bearer_token, check_admin
 from kb.faq.store import STATUSES
 from kb.service import KnowledgeService
 
@@ -137,8 +137,7 @@ def make_faq_admin_router(service: KnowledgeService, static_prefix: str) -> APIR
         x_kb_actor: Annotated[str | None, Header(description="who acts (percent-encoded)")] = None,
     ) -> str:
         """Checks the token; returns the actor recorded in the edit history."""
-        scheme, _, token = (authorization or "").strip().partition(" ")
-        token = token.strip() if scheme.lower() == "bearer" else ""
+        token = bearer_token(authorization)
         if not token:
             raise HTTPException(
                 401,

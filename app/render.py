@@ -46,9 +46,6 @@ def passage(text: str, start: int, end: int, radius: int = CONTEXT_CHARS) -> Pas
     return Passage(text[lo:start], text[start:end], text[end:hi], lo > 0, hi < len(text))
 
 
-def _lines(s: str) -> str:
-    """Escape, then turn line breaks into <br> so the HTML stays one Markdown block."""
-    return html.escape(s).replace("\r\n", "\n").replace("\n", "<br>")
 
 
 def passage_html(text: str, start: int, end: int, radius: int = CONTEXT_CHARS) -> str:
@@ -62,14 +59,35 @@ def passage_html(text: str, start: int, end: int, radius: int = CONTEXT_CHARS) -
     )
 
 
+# Markdown that would load or link to something: inline links and images ``[x](url)``,
+# ``![x](url)``, and the autolinks a renderer makes of bare ``http://``, ``https://``, ``www.``.
+# Each is broken with an entity the browser shows as the same character, so the text reads as
+# written but nothing is fetched and nothing becomes an outside link.
+_INERT = (("](", "]&#40;"), ("://", ":&#47;&#47;"), ("www.", "www&#46;"), ("WWW.", "WWW&#46;"))
+
+
+def inert_markdown_text(text: str) -> str:
+    """Escaped text in which Markdown can make no image, link or autolink."""
+    text = html.escape(text, quote=False)
+    for old, new in _INERT:
+        text = text.replace(old, new)
+    return text
+
+
+def _lines(s: str) -> str:
+    """Escape (inert), then turn line breaks into <br> so the HTML stays one Markdown block."""
+    return inert_markdown_text(s).replace('"', "&quot;").replace("\r\n", "\n").replace("\n", "<br>")
+
+
 def escape_markdown_html(md: str) -> str:
-    """Markdown whose raw HTML is shown as text: ``<`` and ``&`` are escaped, Markdown syntax
-    (lists, emphasis, ``>`` quotes at line start) is kept."""
+    """Markdown whose raw HTML is shown as text: ``<`` and ``&`` are escaped, images and links
+    are inert (answers never load remote resources), Markdown syntax (lists, emphasis, ``>``
+    quotes at line start) is kept."""
     out = []
     for line in md.split("\n"):
         m = re.match(r"^(\s*(?:>\s*)*)(.*)$", line)
         lead, rest = m.group(1), m.group(2)
-        out.append(lead + html.escape(rest, quote=False))
+        out.append(lead + inert_markdown_text(rest))
     return "\n".join(out)
 
 

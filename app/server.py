@@ -9,9 +9,8 @@ from pathlib import Path
 
 import gradio as gr
 import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from app.api import install_error_handlers, make_router
@@ -21,6 +20,7 @@ from app.docs import install_docs
 from app.embed import make_embed_router
 from app.faq_admin import make_faq_admin_router
 from app.feedback import FeedbackStore, feedback_path
+from app.guard import Guard
 from app.viewer import make_viewer_router
 from kb.config import Config
 from kb.service import KnowledgeService
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 STATIC_PREFIX = "/kb-static"
-MAX_BODY_BYTES = 1_000_000  # API request bodies above this are refused (413)
+MAX_BODY_BYTES = 1_000_000  # request bodies above this are refused (413), on every route
 CHAT_CONCURRENCY = 4  # chat questions answered at once (the API has its own thread pool)
 
 
@@ -61,13 +61,6 @@ def create_app(config: Config, service: KnowledgeService | None = None) -> FastA
     app.state.feedback = feedback
     install_error_handlers(app)
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        size = request.headers.get("content-length", "")
-        if request.url.path.startswith("/api/") and size.isdigit() and int(size) > MAX_BODY_BYTES:
-            return JSONResponse({"detail": f"request body over {MAX_BODY_BYTES:,} bytes"}, status_code=413)
-        return await call_next(request)
-
     app.add_middleware(
         CORSMiddleware,
         allow_origins=cors_origins,
@@ -75,6 +68,9 @@ def create_app(config: Config, service: KnowledgeService | None = None) -> FastA
         allow_headers=["Content-Type"],
         max_age=600,
     )
+    # outermost: body limits, closed Gradio file routes, security headers, 405s
+    app.add_middleware(Guard, max_body=MAX_BODY_BYTES, frame_ancestors=embed_origins,
+                       routes=lambda: app.routes)
     install_docs(app, config.app.title)
     app.include_router(make_router(service, feedback))
     app.include_router(make_embed_router(config, STATIC_PREFIX, embed_origins))

@@ -110,6 +110,9 @@ class FaqSettings:
     # guard passing: a cluster is what one FAQ entry would answer
     cluster_threshold: float = 0.94
     log_questions: bool = True  # record every asked question (time, answered, confidence)
+    # logged questions older than this many days are deleted (0 = keep forever); the log is
+    # what FAQ candidates are drawn from, and it holds what people typed, so it is bounded
+    log_retention_days: int = 180
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,8 @@ class Config:
     userdict: Path = PACKAGE_DATA / "userdict.txt"
     stopwords: Path = PACKAGE_DATA / "stopwords.txt"
     max_file_bytes: int = 50 * 1024 * 1024
+    # a docx (a zip) whose parts unpack to more than this is refused as a zip bomb
+    max_unpacked_bytes: int = 200 * 1024 * 1024
     chunking: ChunkSettings = field(default_factory=ChunkSettings)
     embedder: EmbedderSettings = field(default_factory=EmbedderSettings)
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)

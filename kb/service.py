@@ -162,6 +162,10 @@ class KnowledgeService:
     def _check_question(self, question: str) -> None:
         if not isinstance(question, str) or not question.strip():
             raise BadQuestion("question is empty")
+        try:
+            question.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise BadQuestion(f"question holds an invalid character (lone surrogate at position {e.start})") from None
         if len(question) > self.config.answer.max_question_chars:
             raise BadQuestion(
                 f"question is too long ({len(question)} characters; at most "

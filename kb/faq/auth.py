@@ -13,3 +13,10 @@ def check_admin(config, token: str | None) -> bool:
     if not expected or not isinstance(token, str) or not token:
         return False
     return hmac.compare_digest(token.encode("utf-8"), expected.encode("utf-8"))
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The token of an ``Authorization: Bearer <token>`` header; "" for any other scheme (a bare
+    token without ``Bearer`` is not accepted)."""
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
