@@ -14,7 +14,7 @@ from kb.faq.store import STATUSES, FaqStore, faq_path
 
 
 def _store(cfg) -> FaqStore:
-    return FaqStore(faq_path(cfg))
+    return FaqStore(faq_path(cfg), log_retention_days=max(0, cfg.faq.log_retention_days))
 
 
 def _documents(cfg) -> dict:

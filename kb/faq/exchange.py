@@ -1,10 +1,16 @@
 """Import and export of FAQ entries: JSON and CSV carry every field (lossless round trip; in
 CSV, ``citations`` and ``alt_questions`` are JSON inside their cells), Markdown is a
-handbook-ready FAQ grouped by topic with each answer's sources."""
+handbook-ready FAQ grouped by topic with each answer's sources.
+
+Exports carry text anyone could type (questions from the ask log become candidates), so they
+are made inert for the programs that open them: a CSV cell a spreadsheet would run as a
+formula gets a leading ``'`` (stripped again on import), and the Markdown handbook escapes
+HTML and link/image syntax, so a renderer shows ``<script>`` as text and loads nothing."""
 
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 from pathlib import Path
@@ -34,6 +40,27 @@ def to_json(entries: list[FaqEntry]) -> str:
     return json.dumps(doc, ensure_ascii=False, indent=2) + "\n"
 
 
+# a spreadsheet runs a cell starting with one of these as a formula (OWASP "CSV injection")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _formula_like(text: str) -> bool:
+    """Starts with a formula character, after any leading quotes: such text is exported with
+    one more ``'``, so that import can tell an added quote from one that was there."""
+    return text.lstrip("'").startswith(FORMULA_START)
+
+
+def csv_cell(value: object) -> str:
+    """``value`` as a CSV cell no spreadsheet evaluates: ``'`` prefixed where needed."""
+    text = "" if value is None else str(value)
+    return "'" + text if _formula_like(text) else text
+
+
+def csv_value(cell: str) -> str:
+    """The text of a cell written by ``csv_cell`` (the one added ``'`` removed)."""
+    return cell[1:] if cell.startswith("'") and _formula_like(cell) else cell
+
+
 def to_csv(entries: list[FaqEntry]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -41,8 +68,7 @@ def to_csv(entries: list[FaqEntry]) -> str:
     for e in entries:
         d = e.to_dict()
         w.writerow([
-            json.dumps(d[k], ensure_ascii=False) if k in _JSON_FIELDS
-            else "" if d[k] is None else d[k]
+            csv_cell(json.dumps(d[k], ensure_ascii=False) if k in _JSON_FIELDS else d[k])
             for k in FIELDS
         ])
     return buf.getvalue()
@@ -86,7 +112,10 @@ def parse(text: str, fmt: str) -> list[FaqEntry]:
         return [_entry_from(r, f"entry {i}") for i, r in enumerate(rows, start=1)]
     if fmt == "csv":
         reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-        return [_entry_from({k: v for k, v in r.items() if k}, f"row {i}") for i, r in enumerate(reader, start=2)]
+        return [
+            _entry_from({k: csv_value(v) if isinstance(v, str) else v for k, v in r.items() if k}, f"row {i}")
+            for i, r in enumerate(reader, start=2)
+        ]
     raise ValueError(f"cannot import {fmt!r}: use csv or json")
 
 
@@ -121,8 +150,26 @@ def import_file(store: FaqStore, path: Path | str, actor: str = "import") -> dic
 
 
 # -- the handbook --------------------------------------------------------------------------------
+# backslash first of all (so an escape cannot be undone by one in the text), backticks (no code
+# span, inside which the other escapes would show), brackets (no link, image or reference
+# definition: `[x](url)`, `![x](url)`, `[r]: url`)
+_MD_ESCAPES = str.maketrans({"\\": "\\\\", "`": "\\`", "[": "\\[", "]": "\\]"})
+
+
+def md_text(text: str) -> str:
+    """``text`` for the handbook, shown as text by any Markdown renderer: HTML escaped (``<``,
+    ``>``, ``&``, so no tag, entity or ``<url>`` autolink) and link/image syntax broken. Line
+    structure, lists and emphasis in answers are kept."""
+    return html.escape(text, quote=False).translate(_MD_ESCAPES).replace("!\\[", "\\!\\[")
+
+
+def _md_line(text: str) -> str:
+    """One line of text (a heading, a topic, a title): newlines would end the heading."""
+    return md_text(" ".join(text.split()))
+
+
 def _quote_block(text: str) -> str:
-    return "\n".join("   > " + line if line.strip() else "   >" for line in text.splitlines())
+    return "\n".join("   > " + md_text(line) if line.strip() else "   >" for line in text.splitlines())
 
 
 def to_markdown(entries: list[FaqEntry], title: str = "常见问题（FAQ）") -> str:
@@ -131,22 +178,22 @@ def to_markdown(entries: list[FaqEntry], title: str = "常见问题（FAQ）") -
     groups: dict[str, list[FaqEntry]] = {}
     for e in entries:
         groups.setdefault(e.topic or "其他", []).append(e)
-    out = [f"# {title}", ""]
+    out = [f"# {_md_line(title)}", ""]
     out.append(f"共 {len(entries)} 个问题，{len(groups)} 个主题。每个回答下列出它依据的原文。")
     out.append("")
     for topic, items in groups.items():
-        out += [f"## {topic}", ""]
+        out += [f"## {_md_line(topic)}", ""]
         for e in items:
-            out += [f"### {e.question.strip()}", "", e.answer.strip() or "（尚无回答）", ""]
+            out += [f"### {_md_line(e.question)}", "", md_text(e.answer.strip()) or "（尚无回答）", ""]
             if e.alt_questions:
-                out += ["*也可以这样问：" + "；".join(e.alt_questions) + "*", ""]
+                out += ["*也可以这样问：" + "；".join(_md_line(q) for q in e.alt_questions) + "*", ""]
             if e.citations:
                 out += ["**出处**", ""]
                 for c in e.citations:
-                    where = f"《{c.get('title') or c['source']}》（{c['source']}）"
+                    where = f"《{_md_line(str(c.get('title') or c['source']))}》（{_md_line(str(c['source']))}）"
                     if c.get("section"):
-                        where += f" · {c['section']}"
+                        where += f" · {_md_line(str(c['section']))}"
                     out.append(f"{c['n']}. {where}")
-                    out.append(_quote_block(c["quote"]))
+                    out.append(_quote_block(str(c["quote"])))
                 out.append("")
     return "\n".join(out).rstrip() + "\n"

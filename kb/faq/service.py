@@ -46,7 +46,8 @@ class FaqService:
     def __init__(self, service: KnowledgeService):
         self.svc = service
         self.settings = service.config.faq
-        self.store = FaqStore(faq_path(service.config))
+        # the ask log keeps what people typed: rows older than the retention are deleted
+        self.store = FaqStore(faq_path(service.config), log_retention_days=self.settings.log_retention_days)
         self._vocab: Vocabulary | None = None
         self._matcher: FaqMatcher | None = None
         self._lock = threading.RLock()  # re-entrant: `matcher` builds `vocab` under the lock

@@ -7,22 +7,37 @@ order, inside one transaction, so nothing already stored is lost.
 Statuses: ``candidate`` (suggested, not yet reviewed), ``approved`` (answers questions),
 ``rejected``, ``flagged`` (was approved; a cited document changed, a trainer must look again)
 and ``merged`` (folded into the entry named by ``merged_into``).
+
+The ask log keeps what people typed, so it is bounded: a store opened with
+``log_retention_days`` deletes logged questions older than that when it opens and then, as
+questions are logged, at most once per ``PRUNE_INTERVAL_S`` per database file and process
+(an indexed range delete on ``asked_at``, not a scan on every insert).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
+import threading
+import time
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from kb.sqlitedb import Database
 
+log = logging.getLogger(__name__)
 STATUSES = ("candidate", "approved", "rejected", "flagged", "merged")
 CITATION_KEYS = ("source", "start", "end", "quote", "title", "section")
 EDITABLE = ("question", "answer", "topic", "alt_questions", "citations")
+PRUNE_INTERVAL_S = 3600.0  # the ask log is pruned at most this often per file and process
+
+# when each database file's ask log was last pruned in this process (time.monotonic()), by
+# (file, retention): a store opened with another retention prunes at once
+_pruned_at: dict[tuple[str, int], float] = {}
+_pruned_lock = threading.Lock()
 
 
 def _v1(db: sqlite3.Connection) -> None:
@@ -91,6 +106,11 @@ SCHEMA_VERSION = max(MIGRATIONS)
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def days_ago(days: float) -> str:
+    """The ISO time (as ``now()`` writes it) ``days`` days ago."""
+    return (datetime.now(UTC) - timedelta(days=days)).isoformat(timespec="seconds")
 
 
 def migrate(db: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
@@ -172,9 +192,16 @@ class FaqStore:
     """All reads and writes of the FAQ database. One short connection per call, so it is safe
     to share between threads and processes (the CLI may edit while the server answers)."""
 
-    def __init__(self, path: Path | str):
+    def __init__(self, path: Path | str, log_retention_days: int = 0,
+                 prune_interval_s: float = PRUNE_INTERVAL_S):
+        """``log_retention_days``: logged questions older than this are deleted (0 keeps them
+        forever), at open and then at most every ``prune_interval_s`` while logging."""
         self.path = Path(path)
         self._db = Database(self.path, migrate, wal=True)
+        self.log_retention_days = max(0, int(log_retention_days or 0))
+        self.prune_interval_s = float(prune_interval_s)
+        if self.exists:  # opening must not create the file
+            self._maybe_prune_log()
 
     @property
     def exists(self) -> bool:
@@ -356,7 +383,38 @@ class FaqStore:
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (at or now(), question, int(bool(answered)), float(confidence), source_kind, faq_id),
             )
-            return int(cur.lastrowid)
+            row_id = int(cur.lastrowid)
+        self._maybe_prune_log()
+        return row_id
+
+    def prune_log(self) -> int:
+        """Delete logged questions older than ``log_retention_days`` (none when it is 0);
+        returns how many."""
+        if self.log_retention_days <= 0:
+            return 0
+        return self.clear_log(before=days_ago(self.log_retention_days))
+
+    def _maybe_prune_log(self) -> int:
+        """``prune_log`` unless this file was pruned in this process less than
+        ``prune_interval_s`` ago. A database that cannot be written is logged, never allowed
+        to fail the open or the question just logged (the next call tries again)."""
+        if self.log_retention_days <= 0:
+            return 0
+        key = (str(self.path.resolve()), self.log_retention_days)
+        t = time.monotonic()
+        with _pruned_lock:
+            last = _pruned_at.get(key)
+            if last is not None and t - last < self.prune_interval_s:
+                return 0
+            _pruned_at[key] = t
+        try:
+            return self.prune_log()
+        except sqlite3.Error as e:
+            with _pruned_lock:
+                if _pruned_at.get(key) == t:
+                    del _pruned_at[key]
+            log.warning("FAQ ask log not pruned (%s): %s", self.path, e)
+            return 0
 
     def clear_log(self, before: str | None = None) -> int:
         """Delete logged questions (all, or those asked before the ISO time ``before``)."""
