@@ -150,6 +150,8 @@ def make_faq_admin_router(service: KnowledgeService, static_prefix: str) -> APIR
                 403, "wrong admin token" if enabled
                 else "trainers' tools are disabled: set app.admin_token or KB_ADMIN_TOKEN",
             )
+        if faq.unavailable:  # a damaged database: say which and why, instead of a 500
+            raise HTTPException(503, faq.unavailable)
         name = unquote(x_kb_actor or "").strip()
         name = re.sub(r"[\x00-\x1f\x7f]", "", name)[:MAX_ACTOR]
         return f"web:{name}" if name else "web"

@@ -8,11 +8,18 @@ Encoding detection for plain text (see :func:`decode_text`): BOMs first, then st
 then GB18030 and Big5 (strict). When both legacy encodings decode, the one whose text looks
 most like real Chinese wins (share of common characters), with charset-normalizer as the
 tie-breaker. Short Chinese snippets are where statistical detectors alone go wrong.
+A UTF-8 file with only a few invalid bytes is decoded as UTF-8 with U+FFFD replacements,
+reported in :attr:`Document.notes <ingest.models.Document.notes>`.
+
+Hostile input is bounded: a .docx is checked as a zip (sizes, compression ratios) before
+python-docx sees it, and docx / HTML extraction is a single linear pass that does not
+recurse, however many paragraphs or nesting levels a file has.
 """
 
 from __future__ import annotations
 
 import codecs
+import functools
 import hashlib
 import io
 import logging
@@ -20,19 +27,22 @@ import os
 import re
 import stat
 import warnings
-from collections.abc import Iterator
+import zipfile
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 import docx
 import opencc
-from bs4 import BeautifulSoup
 from charset_normalizer import from_bytes
 from docx.document import Document as DocxDocument
-from docx.table import Table, _Cell
-from docx.text.paragraph import Paragraph
+from docx.oxml.ns import qn
+from docx.styles import BabelFish
+from lxml import etree
 from pypdf import PageObject, PdfReader
+from pypdf.errors import DependencyError
 
 from ingest.models import Document
 
@@ -47,6 +57,7 @@ __all__ = [
 SUPPORTED_SUFFIXES = {".txt", ".md", ".docx", ".pdf", ".html", ".htm"}
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+DEFAULT_MAX_UNPACKED_BYTES = 200 * 1024 * 1024
 TITLE_MAX_CHARS = 60
 
 _BINARY_SNIFF_BYTES = 8192
@@ -65,6 +76,11 @@ _LEGACY_CANDIDATES = ("gb18030", "big5")
 # Windows' Big5 (cp950) adds a few characters plain big5 lacks; used only if big5 fails.
 _FALLBACKS = {"big5": "cp950"}
 _UNDECODABLE = "undecodable text (tried utf-8, gb18030, big5)"
+# UTF-8 with at most this share of invalid bytes (of the non-ASCII bytes) is still UTF-8.
+_UTF8_BAD_BYTE_SHARE = 0.01
+_ASCII_BYTES = bytes(range(0x80))
+# errors="surrogateescape" turns each undecodable byte into one of these.
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 # Below this difference in "looks like Chinese" score, ask charset-normalizer.
 _SCORE_MARGIN = 0.05
 _SCORE_SAMPLE_CHARS = 20000
@@ -75,15 +91,36 @@ _COMMON_PUNCT = frozenset(
 _TITLE_NOISE = ("格式:", "格式：", "大小:", "大小：", "ID:", "ID：", "相關推薦", "相关推荐")
 _TITLE_MIN_CHARS = 4
 
-_HTML_DROP_TAGS = (
+# A docx whose zip members add up to more than the limit, or with one member over 10 MB
+# that expands more than 200:1, is refused before anything is decompressed.
+_ZIP_BOMB_RATIO = 200
+_ZIP_BOMB_MIN_MEMBER_BYTES = 10 * 1024 * 1024
+_DOCX_MAX_MEMBERS = 10_000
+_ZIP_READ_CHUNK = 1024 * 1024
+_ZIP_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate"}
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # .doc and password-protected Office files
+_DOCX_TITLE_STYLES = ("Title", "Heading 1")
+_W_P, _W_TBL, _W_TR, _W_TC = qn("w:p"), qn("w:tbl"), qn("w:tr"), qn("w:tc")
+_W_STYLE, _W_NAME, _W_VAL = qn("w:style"), qn("w:name"), qn("w:val")
+_W_TYPE, _W_STYLE_ID, _W_DEFAULT = qn("w:type"), qn("w:styleId"), qn("w:default")
+_W_PPR, _W_PSTYLE = qn("w:pPr"), qn("w:pStyle")
+_W_TCPR, _W_VMERGE = qn("w:tcPr"), qn("w:vMerge")
+_ON = {"1", "true", "on"}
+
+_HTML_DROP_TAGS = frozenset((
     "script", "style", "noscript", "nav", "header", "footer", "template", "head", "title",
-)  # fmt: skip
-_HTML_BLOCK_TAGS = (
+))  # fmt: skip
+_HTML_BLOCK_TAGS = frozenset((
     "address", "article", "aside", "blockquote", "caption", "dd", "details", "div", "dl",
     "dt", "fieldset", "figcaption", "figure", "form", "h1", "h2", "h3", "h4", "h5", "h6",
     "hr", "li", "main", "ol", "p", "pre", "section", "summary", "table", "td", "th", "tr",
     "ul",
-)  # fmt: skip
+))  # fmt: skip
+_HTML_TITLE_TAGS = ("title", "h1")
+_HTML_KEEP_WHEN_FLATTENING = _HTML_DROP_TAGS | {"br", "pre", "h1", "html", "body"}
+# A start or end tag; name and attributes are bounded so that a failed match costs O(1).
+_LIBXML_HINT = re.compile(r",? use XML_PARSE_HUGE option", re.I)
+_HTML_TAG = re.compile(r"</?([A-Za-z][A-Za-z0-9:-]{0,40})(?=[\s/>])[^<>]{0,2000}>")
 _HTML_META_CHARSET = re.compile(rb"""<meta[^>]+?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
 _HTML_SNIFF_BYTES = 4096
 _LINE_BREAK = "\ue000"  # private-use sentinel marking block boundaries in HTML
@@ -97,14 +134,30 @@ class LoadError(Exception):
     """A file could not be loaded; ``str(err)`` is a short human-readable reason."""
 
 
+class _Extracted(NamedTuple):
+    """What a per-format extractor returns."""
+
+    text: str
+    title: str
+    encoding: str  # "" for binary formats
+    notes: tuple[str, ...] = ()
+
+
 # --------------------------------------------------------------------------- public API
 
 
-def load_document(path: Path, root: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Document:
+def load_document(
+    path: Path,
+    root: Path,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    *,
+    max_unpacked_bytes: int = DEFAULT_MAX_UNPACKED_BYTES,
+) -> Document:
     """Load ``path`` (somewhere under ``root``) into a :class:`Document`.
 
-    Raises :class:`LoadError` for every expected problem with the file itself.
-    Raises :class:`ValueError` if ``path`` is not inside ``root`` (a caller bug).
+    ``max_bytes`` limits the file's size; ``max_unpacked_bytes`` limits what a .docx (a zip)
+    may unpack to. Raises :class:`LoadError` for every expected problem with the file
+    itself. Raises :class:`ValueError` if ``path`` is not inside ``root`` (a caller bug).
     """
     path, root = Path(path), Path(root)
     source = _relative_source(path, root)
@@ -115,14 +168,18 @@ def load_document(path: Path, root: Path, max_bytes: int = DEFAULT_MAX_BYTES) ->
     if not data.strip():
         raise LoadError("empty file")
     kind = "html" if suffix == ".htm" else suffix[1:]
-    text, title, encoding = _EXTRACTORS[kind](data, path.stem)
+    extract = _EXTRACTORS[kind]
+    if kind == "docx":
+        extract = functools.partial(_extract_docx, max_unpacked_bytes=max_unpacked_bytes)
+    extracted = extract(data, path.stem)
     return Document(
         source=source,
-        text=text,
-        title=title,
+        text=extracted.text,
+        title=extracted.title,
         kind=kind,
-        encoding=encoding,
+        encoding=extracted.encoding,
         sha256=hashlib.sha256(data).hexdigest(),
+        notes=extracted.notes,
     )
 
 
@@ -130,24 +187,15 @@ def decode_text(data: bytes) -> tuple[str, str]:
     """Decode the bytes of a text file; return ``(text, encoding name)``.
 
     The text is exactly the decoded characters (newlines untouched); only a BOM is removed.
-    Order: BOM (utf-8-sig / utf-16 / utf-32), strict utf-8, then gb18030 and big5 (strict),
-    choosing between those two by how Chinese the result looks.
+    Order: BOM (utf-8-sig / utf-16 / utf-32), strict utf-8, utf-8 with a few bad bytes
+    (at most 1% of the non-ASCII bytes) replaced by U+FFFD, then gb18030 and big5 (strict),
+    choosing between those two by how Chinese the result looks; last, utf-8 with
+    replacements if at most 1% of all bytes are bad. :func:`_decode_text` also says which
+    bytes were replaced.
     Raises :class:`LoadError` for binary data or bytes no candidate decodes.
     """
-    for bom, encoding in _BOMS:
-        if data.startswith(bom):
-            text = _try_decode(data, encoding)
-            if text is not None:
-                return text, encoding
-    _reject_binary(data)
-    text = _try_decode(data, "utf-8")
-    if text is not None:
-        return text, "utf-8"
-    decoded = _decode_candidates(data)
-    if not decoded:
-        raise LoadError(_UNDECODABLE)
-    encoding = _pick_most_chinese(data, decoded)
-    return decoded[encoding], encoding
+    text, encoding, _notes = _decode_text(data)
+    return text, encoding
 
 
 def guess_title(text: str, fallback: str) -> str:
@@ -208,6 +256,46 @@ def _trim_number(value: float) -> str:
 
 
 # --------------------------------------------------------------------------- text decoding
+
+
+def _decode_text(data: bytes) -> tuple[str, str, tuple[str, ...]]:
+    """:func:`decode_text` plus notes on replaced bytes (``()`` for a clean decoding)."""
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            text = _try_decode(data, encoding)
+            if text is not None:
+                return text, encoding, ()
+    _reject_binary(data)
+    text = _try_decode(data, "utf-8")
+    if text is not None:
+        return text, "utf-8", ()
+    non_ascii = len(data.translate(None, _ASCII_BYTES))
+    lenient = _decode_utf8_replacing(data, max_bad=int(non_ascii * _UTF8_BAD_BYTE_SHARE))
+    if lenient is not None:
+        return lenient
+    decoded = _decode_candidates(data)
+    if decoded:
+        encoding = _pick_most_chinese(data, decoded)
+        return decoded[encoding], encoding, ()
+    # Mostly-ASCII text with a stray byte or two: no legacy decoder wants it either.
+    lenient = _decode_utf8_replacing(data, max_bad=int(len(data) * _UTF8_BAD_BYTE_SHARE))
+    if lenient is None:
+        raise LoadError(_UNDECODABLE)
+    return lenient
+
+
+def _decode_utf8_replacing(data: bytes, max_bad: int) -> tuple[str, str, tuple[str, ...]] | None:
+    """UTF-8 with each invalid byte sequence replaced by U+FFFD, if ``max_bad`` bytes at most.
+
+    Returns ``(text, encoding, notes)`` with a note counting the bad bytes, or None.
+    """
+    encoding = "utf-8-sig" if data.startswith(codecs.BOM_UTF8) else "utf-8"
+    bad = _ESCAPED_BYTE.subn("", data.decode(encoding, "surrogateescape"))[1]
+    if bad > max_bad:
+        return None
+    plural = "byte" if bad == 1 else "bytes"
+    note = f"{bad} undecodable {plural} replaced with U+FFFD ({encoding})"
+    return data.decode(encoding, "replace"), encoding, (note,)
 
 
 def _try_decode(data: bytes, encoding: str) -> str | None:
@@ -303,12 +391,12 @@ def _t2s() -> opencc.OpenCC:
 # --------------------------------------------------------------------------- per format
 
 
-def _extract_plain(data: bytes, stem: str) -> tuple[str, str, str]:
+def _extract_plain(data: bytes, stem: str) -> _Extracted:
     """.txt / .md: decoded text, guessed title, detected encoding."""
-    text, encoding = decode_text(data)
+    text, encoding, notes = _decode_text(data)
     if not text.strip():
         raise LoadError("empty file")
-    return text, guess_title(_strip_markdown_heading(text), stem), encoding
+    return _Extracted(text, guess_title(_strip_markdown_heading(text), stem), encoding, notes)
 
 
 def _strip_markdown_heading(text: str) -> str:
@@ -316,12 +404,14 @@ def _strip_markdown_heading(text: str) -> str:
     return re.sub(r"(?m)^[ \t]{0,3}#{1,6}[ \t]+", "", text)
 
 
-def _extract_docx(data: bytes, stem: str) -> tuple[str, str, str]:
+def _extract_docx(
+    data: bytes, stem: str, max_unpacked_bytes: int = DEFAULT_MAX_UNPACKED_BYTES
+) -> _Extracted:
     """.docx: paragraphs and table cells (row by row) joined by newlines."""
+    package = _unpack_docx(data, max_unpacked_bytes)
     try:
-        document = docx.Document(io.BytesIO(data))
-        lines = list(_docx_lines(document))
-        styled_title = _docx_styled_title(document)
+        document = docx.Document(io.BytesIO(package))
+        lines, styled_title = _docx_content(document)
     except LoadError:
         raise
     except Exception as exc:  # noqa: BLE001 - zip/xml/part errors all mean "corrupt"
@@ -329,41 +419,170 @@ def _extract_docx(data: bytes, stem: str) -> tuple[str, str, str]:
     text = "\n".join(lines)
     if not text.strip():
         raise LoadError("no extractable text (empty docx)")
-    return text, styled_title or guess_title(text, stem), ""
+    return _Extracted(text, styled_title or guess_title(text, stem), "")
 
 
-def _docx_lines(container: DocxDocument | _Cell) -> Iterator[str]:
-    """Paragraph texts and table cell texts in document order (nested tables included)."""
-    for block in container.iter_inner_content():
-        if isinstance(block, Paragraph):
-            yield block.text
-        elif isinstance(block, Table):
-            yield from _docx_table_lines(block)
+def _unpack_docx(data: bytes, max_unpacked_bytes: int) -> bytes:
+    """The docx re-packed uncompressed, after checking that it is a zip and not a zip bomb.
+
+    Declared sizes are checked first (so a bomb is refused without inflating a byte), then
+    every member is inflated in bounded chunks; :mod:`zipfile` never yields more than a
+    member's declared size. python-docx then reads the uncompressed copy, so a member whose
+    header lies cannot make it inflate more than was checked here.
+    """
+    if data.startswith(_OLE_MAGIC):
+        raise LoadError("corrupt docx: not a zip file (password-protected, or an old .doc?)")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = _docx_members(archive.infolist())
+            _check_unpacked_size(members, max_unpacked_bytes)
+            return _repack_stored(archive, members)
+    except LoadError:
+        raise
+    except zipfile.BadZipFile as exc:
+        if str(exc) == "File is not a zip file":
+            raise LoadError("corrupt docx: not a zip file") from exc
+        raise LoadError(f"corrupt docx: {_short_reason(exc)}") from exc
+    except Exception as exc:  # noqa: BLE001 - zlib/struct/EOF errors: a broken zip
+        raise LoadError(f"corrupt docx: {_short_reason(exc)}") from exc
 
 
-def _docx_table_lines(table: Table) -> Iterator[str]:
-    """Non-empty cell texts row by row; merged cells are emitted once."""
-    # Holding the <w:tc> elements keeps their lxml proxies (and so their identity) alive.
-    seen: set[object] = set()
-    for row in table.rows:
-        for cell in row.cells:
-            if cell._tc in seen:
-                continue
-            seen.add(cell._tc)
-            yield from (line for line in _docx_lines(cell) if line.strip())
+def _docx_members(infos: list[zipfile.ZipInfo]) -> list[zipfile.ZipInfo]:
+    """The zip's file members, the last one winning for a repeated name (as zipfile reads)."""
+    if len(infos) > _DOCX_MAX_MEMBERS:
+        raise LoadError(
+            f"docx has {len(infos)} zip members, over the {_DOCX_MAX_MEMBERS} limit (zip bomb?)"
+        )
+    by_name = {info.filename: info for info in infos if not info.is_dir()}
+    return list(by_name.values())
 
 
-def _docx_styled_title(document: DocxDocument) -> str:
-    """Text of the first paragraph styled 'Title' (or else 'Heading 1'), if any."""
-    for style in ("Title", "Heading 1"):
-        for paragraph in document.paragraphs:
-            name = paragraph.style.name if paragraph.style is not None else ""
-            if name == style and paragraph.text.strip():
-                return _WHITESPACE.sub(" ", paragraph.text).strip()[:TITLE_MAX_CHARS]
-    return ""
+def _check_unpacked_size(members: list[zipfile.ZipInfo], limit: int) -> None:
+    """Refuse a total unpacked size over ``limit``, absurd ratios and exotic compression."""
+    total = sum(info.file_size for info in members)
+    if total > limit:
+        raise LoadError(
+            f"docx unpacks to {_format_size(total)}, over the {_format_size(limit)} limit"
+            " (zip bomb?)"
+        )
+    for info in members:
+        if info.compress_type not in _ZIP_METHODS:
+            raise LoadError(f"corrupt docx: unsupported zip compression ({info.compress_type})")
+        if info.flag_bits & 0x1:
+            raise LoadError(f"corrupt docx: encrypted zip member {info.filename}")
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > _ZIP_BOMB_MIN_MEMBER_BYTES and ratio > _ZIP_BOMB_RATIO:
+            raise LoadError(
+                f"docx member {info.filename} expands {ratio:.0f}:1 to"
+                f" {_format_size(info.file_size)} (zip bomb?)"
+            )
 
 
-def _extract_pdf(data: bytes, stem: str) -> tuple[str, str, str]:
+def _repack_stored(archive: zipfile.ZipFile, members: list[zipfile.ZipInfo]) -> bytes:
+    """A new zip with the same members, uncompressed, each read in bounded chunks."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as packed:
+        for info in members:
+            packed.writestr(info.filename, _read_member(archive, info))
+    return out.getvalue()
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    """Inflate one member chunk by chunk (CRC-checked by zipfile at its end)."""
+    chunks = []
+    with archive.open(info) as member:
+        while chunk := member.read(_ZIP_READ_CHUNK):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _docx_content(document: DocxDocument) -> tuple[list[str], str]:
+    """Lines of the body in order, and the text of the first 'Title' / 'Heading 1' paragraph.
+
+    One pass over the body XML: a top-level paragraph's style is looked up in a
+    style-id -> name map built once (python-docx's ``paragraph.style`` scans the styles
+    part on every call). Only top-level paragraphs can give the title, as before.
+    """
+    style_names = _docx_paragraph_style_names(document)
+    lines: list[str] = []
+    titles: dict[str, str] = {}
+    for text, paragraph in _docx_lines(document.element.body):
+        lines.append(text)
+        if paragraph is None or not text.strip():
+            continue
+        style = style_names.get(_docx_style_id(paragraph)) or style_names.get(None, "")
+        if style in _DOCX_TITLE_STYLES:
+            titles.setdefault(style, text)
+    title = next((titles[style] for style in _DOCX_TITLE_STYLES if style in titles), "")
+    return lines, _WHITESPACE.sub(" ", title).strip()[:TITLE_MAX_CHARS]
+
+
+def _docx_paragraph_style_names(document: DocxDocument) -> dict[str | None, str]:
+    """Paragraph style id -> UI name ('Heading 1'); the key None maps to the default style.
+
+    Read from the raw XML attributes, so one malformed style cannot break loading. The
+    first style with an id wins and the last default wins, as in python-docx.
+    """
+    names: dict[str | None, str] = {}
+    for style in document.styles.element.iterchildren(_W_STYLE):
+        if style.get(_W_TYPE, "paragraph") != "paragraph":
+            continue
+        name_element = style.find(_W_NAME)
+        raw_name = name_element.get(_W_VAL) if name_element is not None else None
+        name = BabelFish.internal2ui(raw_name) if raw_name else ""
+        names.setdefault(style.get(_W_STYLE_ID), name)
+        if style.get(_W_DEFAULT, "").lower() in _ON:
+            names[None] = name
+    return names
+
+
+def _docx_style_id(paragraph: etree._Element) -> str | None:
+    """The raw ``w:pPr/w:pStyle/@w:val`` of a paragraph, None when it has none."""
+    properties = paragraph.find(_W_PPR)
+    style = properties.find(_W_PSTYLE) if properties is not None else None
+    return style.get(_W_VAL) if style is not None else None
+
+
+def _docx_lines(body: etree._Element) -> Iterator[tuple[str, etree._Element | None]]:
+    """``(text, paragraph)`` for each line in document order; paragraph only at top level.
+
+    Top-level paragraphs give a line each (blank ones included); table cells give their
+    non-blank paragraph lines row by row, nested tables included, merged cells once.
+    Iterative (an explicit stack of iterators), so nesting depth costs no recursion.
+    """
+    stack: list[Iterator[etree._Element]] = [body.iterchildren(_W_P, _W_TBL)]
+    while stack:
+        block = next(stack[-1], None)
+        if block is None:
+            stack.pop()
+        elif block.tag == _W_TBL:
+            stack.append(_docx_table_blocks(block))
+        elif len(stack) == 1:
+            yield block.text, block  # CT_P.text: the paragraph's runs and hyperlinks
+        elif block.text.strip():
+            yield block.text, None
+
+
+def _docx_table_blocks(table: etree._Element) -> Iterator[etree._Element]:
+    """Paragraphs and tables of each cell, row by row, each merged cell once.
+
+    A vertical-merge continuation cell stands for the cell above it, so it is skipped; a
+    horizontal span is a single ``w:tc`` already.
+    """
+    for row in table.iterchildren(_W_TR):
+        for cell in row.iterchildren(_W_TC):
+            if not _is_merge_continuation(cell):
+                yield from cell.iterchildren(_W_P, _W_TBL)
+
+
+def _is_merge_continuation(cell: etree._Element) -> bool:
+    """True for ``<w:vMerge/>`` or ``<w:vMerge w:val="continue"/>`` in the cell's properties."""
+    properties = cell.find(_W_TCPR)
+    merge = properties.find(_W_VMERGE) if properties is not None else None
+    return merge is not None and merge.get(_W_VAL, "continue") == "continue"
+
+
+def _extract_pdf(data: bytes, stem: str) -> _Extracted:
     """.pdf: page texts joined by newlines."""
     _check_pdf_envelope(data)
     with _quiet_pypdf():
@@ -373,6 +592,8 @@ def _extract_pdf(data: bytes, stem: str) -> tuple[str, str, str]:
             pages = [_pdf_page_text(page) for page in reader.pages]
         except LoadError:
             raise
+        except DependencyError as exc:  # AES without the cryptography package
+            raise LoadError("encrypted pdf: needs the cryptography package") from exc
         except Exception as exc:  # noqa: BLE001 - pypdf raises many unrelated types
             raise LoadError(f"corrupt pdf: {_short_reason(exc)}") from exc
     if not pages:
@@ -380,7 +601,7 @@ def _extract_pdf(data: bytes, stem: str) -> tuple[str, str, str]:
     text = "\n".join(pages)
     if not text.strip():
         raise LoadError("no extractable text (scanned pdf?)")
-    return text, guess_title(text, stem), ""
+    return _Extracted(text, guess_title(text, stem), "")
 
 
 def _check_pdf_envelope(data: bytes) -> None:
@@ -392,7 +613,10 @@ def _check_pdf_envelope(data: bytes) -> None:
 
 
 def _unlock_pdf(reader: PdfReader) -> None:
-    """Open encrypted PDFs that use an empty user password; refuse the others."""
+    """Open encrypted PDFs that use an empty user password; refuse the others.
+
+    AES-encrypted files need the ``cryptography`` package (pypdf raises DependencyError).
+    """
     if reader.is_encrypted and not reader.decrypt(""):
         raise LoadError("encrypted pdf (password required)")
 
@@ -416,32 +640,33 @@ def _quiet_pypdf() -> Iterator[None]:
         logger.setLevel(previous)
 
 
-def _extract_html(data: bytes, stem: str) -> tuple[str, str, str]:
+def _extract_html(data: bytes, stem: str) -> _Extracted:
     """.html / .htm: visible text (one line per block), <title> or first <h1>, encoding."""
-    markup, encoding = _decode_html(data)
+    markup, encoding, notes = _decode_html(data)
     try:
-        soup = BeautifulSoup(markup, "html.parser")
-        title = _html_title(soup)
-        text = _html_visible_text(soup)
+        pieces, title, parse_notes = _html_pieces_and_title(markup)
+        text = _html_join(pieces)
+    except LoadError:
+        raise
     except Exception as exc:  # noqa: BLE001 - parser failures mean malformed input
         raise LoadError(f"malformed html: {_short_reason(exc)}") from exc
     if not text:
         raise LoadError("no visible text in html")
-    return text, title or guess_title(text, stem), encoding
+    return _Extracted(text, title or guess_title(text, stem), encoding, notes + parse_notes)
 
 
-def _decode_html(data: bytes) -> tuple[str, str]:
+def _decode_html(data: bytes) -> tuple[str, str, tuple[str, ...]]:
     """Decode HTML bytes: BOM, then a declared ``<meta charset>``, then detection."""
     if any(data.startswith(bom) for bom, _ in _BOMS):
-        return decode_text(data)
+        return _decode_text(data)
     declared = _declared_charset(data)
     if declared:
         _reject_binary(data)
         for name in filter(None, (declared, _FALLBACKS.get(declared))):
             text = _try_decode(data, name)
             if text is not None:
-                return text, name
-    return decode_text(data)
+                return text, name, ()
+    return _decode_text(data)
 
 
 def _declared_charset(data: bytes) -> str | None:
@@ -461,29 +686,112 @@ def _declared_charset(data: bytes) -> str | None:
     return name
 
 
-def _html_title(soup: BeautifulSoup) -> str:
+def _html_pieces_and_title(markup: str) -> tuple[list[str], str, tuple[str, ...]]:
+    """Text pieces (with line-break sentinels), the title, and notes, from lxml's tree.
+
+    libxml2 stops at 2048 levels of nesting and drops the rest of the page. Then the page
+    is parsed again with every block tag turned into a ``<br>`` and inline tags removed
+    (:func:`_flatten_html`), which gives the same lines without the nesting; if even that
+    is too deep (nested script/pre/h1/...), the page is refused, never silently cut short.
+    """
+    root, error = _parse_html(markup)
+    notes: tuple[str, ...] = ()
+    if error:
+        root, error = _parse_html(_flatten_html(markup))
+        if error:
+            raise LoadError(f"malformed html: {error}")
+        notes = ("html nested too deeply for lxml; block tags read as line breaks",)
+    if root is None:
+        return [], "", notes
+    return _html_tree_pieces(root), _html_title(root), notes
+
+
+def _parse_html(markup: str) -> tuple[etree._Element | None, str]:
+    """lxml's tree of ``markup`` (None if empty) and the message of a fatal parser error."""
+    # Bytes with an explicit encoding: a <meta charset> or <?xml encoding?> in the
+    # already-decoded markup cannot make libxml2 decode it a second time.
+    parser = etree.HTMLParser(
+        encoding="utf-8", remove_comments=True, remove_pis=True, no_network=True, huge_tree=True
+    )
+    root = etree.fromstring(markup.encode("utf-8"), parser)
+    fatal = [entry for entry in parser.error_log if entry.level == etree.ErrorLevels.FATAL]
+    if not fatal:
+        return root, ""
+    return root, _LIBXML_HINT.sub("", _WHITESPACE.sub(" ", fatal[0].message)).strip()
+
+
+def _flatten_html(markup: str) -> str:
+    """``markup`` with block tags replaced by ``<br>`` and inline tags removed (one pass).
+
+    Tags that carry meaning beyond a line break (dropped elements, ``<pre>``, ``<h1>``,
+    ``<br>``, ``<html>``, ``<body>``) are kept as they are.
+    """
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1).lower()
+        if name in _HTML_KEEP_WHEN_FLATTENING:
+            return match.group(0)
+        return "<br>" if name in _HTML_BLOCK_TAGS else ""
+
+    return _HTML_TAG.sub(replace, markup)
+
+
+def _html_title(root: etree._Element) -> str:
     """Text of ``<title>``, else of the first ``<h1>``; "" when neither has text."""
-    for tag in (soup.find("title"), soup.find("h1")):
-        if tag is not None:
-            title = _WHITESPACE.sub(" ", tag.get_text(" ")).strip()
+    for tag in _HTML_TITLE_TAGS:
+        element = next(root.iter(tag), None)
+        if element is not None:
+            title = _clean_html_title(element.itertext())
             if title:
-                return title[:TITLE_MAX_CHARS].rstrip()
+                return title
     return ""
 
 
-def _html_visible_text(soup: BeautifulSoup) -> str:
-    """Visible text with block elements on their own lines and blank lines removed."""
-    for tag in soup.find_all(_HTML_DROP_TAGS):
-        tag.decompose()
-    for tag in soup.find_all("pre"):
-        for string in tag.find_all(string=True):
-            string.replace_with(string.replace("\n", _LINE_BREAK))
-    for tag in soup.find_all("br"):
-        tag.replace_with(_LINE_BREAK)
-    for tag in soup.find_all(_HTML_BLOCK_TAGS):
-        tag.insert_before(_LINE_BREAK)
-        tag.insert_after(_LINE_BREAK)
-    raw = _CJK_SOFT_BREAK.sub("", soup.get_text(""))
+def _clean_html_title(strings: Iterable[str]) -> str:
+    """Strings joined by spaces, whitespace collapsed, cut to the title length."""
+    return _WHITESPACE.sub(" ", " ".join(strings)).strip()[:TITLE_MAX_CHARS].rstrip()
+
+
+def _html_tree_pieces(root: etree._Element) -> list[str]:
+    """Visible text pieces of an lxml tree in document order, walked without recursion.
+
+    Dropped elements (script, style, nav, ...) contribute only their tail; block elements
+    are wrapped in line-break sentinels, ``<br>`` is one, and newlines inside ``<pre>``
+    become one each.
+    """
+    pieces: list[str] = []
+    in_pre = 0
+    stack: list[tuple[etree._Element, bool]] = [(root, False)]
+    while stack:
+        node, closing = stack.pop()
+        tag = node.tag if isinstance(node.tag, str) else ""
+        if closing or not tag or tag in _HTML_DROP_TAGS:
+            if closing and tag in _HTML_BLOCK_TAGS:
+                pieces.append(_LINE_BREAK)
+            if closing and tag == "pre":
+                in_pre -= 1
+            if node.tail:
+                pieces.append(_html_string(node.tail, in_pre))
+            continue
+        if tag == "br" or tag in _HTML_BLOCK_TAGS:
+            pieces.append(_LINE_BREAK)
+        if tag == "pre":
+            in_pre += 1
+        if node.text:
+            pieces.append(_html_string(node.text, in_pre))
+        stack.append((node, True))
+        stack.extend((child, False) for child in reversed(node))
+    return pieces
+
+
+def _html_string(text: str, in_pre: int) -> str:
+    """A text node; inside ``<pre>`` its newlines are kept as line-break sentinels."""
+    return text.replace("\n", _LINE_BREAK) if in_pre else text
+
+
+def _html_join(pieces: list[str]) -> str:
+    """Pieces to lines: CJK soft breaks removed, whitespace collapsed, blank lines dropped."""
+    raw = _CJK_SOFT_BREAK.sub("", "".join(pieces))
     lines = (_WHITESPACE.sub(" ", line).strip() for line in raw.split(_LINE_BREAK))
     return "\n".join(line for line in lines if line)
 

@@ -19,6 +19,9 @@ class Document:
     kind: str  # "txt", "md", "docx", "pdf", "html"
     encoding: str  # detected encoding for text files, "" for binary formats
     sha256: str  # hash of the file's bytes
+    # what the loader had to repair, e.g. "4 undecodable bytes replaced with U+FFFD (utf-8)"
+    notes: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # what the loader had to repair (e.g. undecodable bytes replaced)
 
 
 @dataclass(frozen=True)

@@ -10,17 +10,21 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import re
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
-from ingest.chunk import ChunkSettings, chunk_document
-from ingest.clean import RULES, find_noise
+from ingest.chunk import ChunkSettings
+from ingest.clean import RULES
 from ingest.dedup import mark_duplicates
-from ingest.loaders import SUPPORTED_SUFFIXES, LoadError, load_document
+from ingest.loaders import SUPPORTED_SUFFIXES
 from ingest.models import Chunk, Document, Skipped
+from ingest.worker import FileLimits, FileOutcome, run_files
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +40,7 @@ class DocRecord:
 class IngestResult:
     records: dict[str, DocRecord]  # by source, sorted
     skipped: list[Skipped] = field(default_factory=list)
+    notes: list[Skipped] = field(default_factory=list)  # read, with something to report (bad bytes replaced)
     processed: list[str] = field(default_factory=list)  # new or changed, (re)chunked now
     reused: list[str] = field(default_factory=list)  # unchanged since the previous run
     removed: list[str] = field(default_factory=list)  # gone since the previous run
@@ -74,13 +79,66 @@ def ingest_fingerprint(settings: ChunkSettings) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
-def list_files(corpus: Path) -> list[Path]:
-    """Every regular, non-hidden file under ``corpus``, sorted by relative path."""
-    return sorted(
-        p
-        for p in corpus.rglob("*")
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(corpus).parts)
-    )
+def _skip_reason(entry: os.DirEntry, corpus_real: Path) -> str:
+    """Why a directory entry under the corpus is not read ("" when it is a file to read)."""
+    try:
+        if entry.is_symlink():
+            target = Path(os.path.realpath(entry.path))
+            if not target.exists():
+                return "dangling symbolic link (its target does not exist)"
+            if not target.is_relative_to(corpus_real):
+                return "symbolic link to a path outside the corpus folder (not read)"
+            if target.is_dir():
+                return "symbolic link to a folder (not followed; its files are read where they are)"
+        info = os.stat(entry.path)  # follows a link that stays inside the corpus
+    except OSError as e:
+        return f"cannot read: {e.strerror or e}"
+    if stat.S_ISREG(info.st_mode):
+        return ""
+    kinds = {stat.S_ISFIFO: "a named pipe (FIFO)", stat.S_ISSOCK: "a socket",
+             stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device"}
+    kind = next((name for test, name in kinds.items() if test(info.st_mode)), "not a regular file")
+    return f"not a regular file: {kind}"
+
+
+def list_files(corpus: Path) -> tuple[list[Path], list[Skipped]]:
+    """Every regular, non-hidden file under ``corpus`` (sorted by relative path), and the
+    entries that are not read with their reason: symbolic links that leave the corpus or
+    dangle, links to folders, FIFOs, sockets, devices, unreadable folders. Nothing outside the
+    corpus folder is ever listed; links are never followed out of it."""
+    corpus = Path(corpus)
+    corpus_real = Path(os.path.realpath(corpus))
+    files: list[Path] = []
+    skipped: list[Skipped] = []
+    folders = [corpus]
+    while folders:
+        folder = folders.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError as e:
+            rel = folder.relative_to(corpus).as_posix()
+            skipped.append(Skipped(rel + "/", f"cannot read folder: {e.strerror or e}"))
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = Path(entry.path)
+            rel = path.relative_to(corpus).as_posix()
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                is_dir = False
+            if is_dir:
+                folders.append(path)
+                continue
+            reason = _skip_reason(entry, corpus_real)
+            if reason:
+                skipped.append(Skipped(rel, reason))
+            else:
+                files.append(path)
+    files.sort(key=lambda p: p.relative_to(corpus).as_posix())
+    skipped.sort(key=lambda s: s.source)
+    return files, skipped
 
 
 def file_sha256(path: Path) -> str:
@@ -98,23 +156,30 @@ def ingest_corpus(
     previous_fingerprint: str = "",
     max_bytes: int = 50 * 1024 * 1024,
     progress: bool = True,
+    limits: FileLimits | None = None,
 ) -> IngestResult:
     """Ingest every supported file under ``corpus``.
 
     ``previous`` holds the records of the last run (by source); a document whose bytes hash the
-    same, under the same fingerprint, is reused without being loaded or chunked again."""
+    same, under the same fingerprint, is reused without being loaded or chunked again.
+    ``limits`` bound each file's size, unpacked size, parse time and memory; without them,
+    files are parsed in this process (no time or memory bound)."""
     corpus = Path(corpus)
     if not corpus.is_dir():
         raise FileNotFoundError(f"corpus folder not found: {corpus}")
+    limits = limits or FileLimits(max_bytes=max_bytes, workers=0)
     fingerprint = ingest_fingerprint(settings)
     reusable = previous if previous and previous_fingerprint == fingerprint else {}
     result = IngestResult(records={}, fingerprint=fingerprint)
     timings = {"load": 0.0, "clean": 0.0, "chunk": 0.0, "dedup": 0.0}
-    files = list_files(corpus)
-    for path in tqdm(files, desc="ingest", unit="doc", disable=not progress, leave=False):
+    files, result.skipped = list_files(corpus)
+    outcomes: dict[str, FileOutcome] = {}
+    reused: dict[str, DocRecord] = {}
+    todo: list[tuple[str, str]] = []
+    for path in files:
         source = path.relative_to(corpus).as_posix()
         if path.suffix.lower() not in SUPPORTED_SUFFIXES:
-            result.skipped.append(Skipped(source, f"unsupported file type {path.suffix or '(none)'}"))
+            outcomes[source] = FileOutcome(source, skipped=f"unsupported file type {path.suffix or '(none)'}")
             continue
         old = reusable.get(source)
         if old is not None:
@@ -123,33 +188,37 @@ def ingest_corpus(
             except OSError:
                 same = False
             if same:
-                result.records[source] = old
-                result.reused.append(source)
+                reused[source] = old
                 continue
-        t0 = time.perf_counter()
-        try:
-            doc = load_document(path, corpus, max_bytes=max_bytes)
-        except LoadError as e:
-            log.warning("skipped %s: %s", source, e)
-            result.skipped.append(Skipped(source, str(e)))
+        todo.append((source, str(path)))
+    t_parse = time.perf_counter()
+    with tqdm(total=len(todo), desc="parse", unit="doc", disable=not progress or not todo, leave=False) as bar:
+        def done(outcome: FileOutcome) -> None:
+            outcomes[outcome.source] = outcome
+            if outcome.skipped:
+                log.warning("skipped %s: %s", printable(outcome.source), outcome.skipped)
+            bar.update(1)
+
+        run_files(todo, corpus, settings, limits, done)
+    wall = time.perf_counter() - t_parse
+    for path in files:
+        source = path.relative_to(corpus).as_posix()
+        if source in reused:  # the previous record itself, not a copy
+            result.records[source] = reused[source]
+            result.reused.append(source)
             continue
-        except OSError as e:
-            result.skipped.append(Skipped(source, f"cannot read file: {e.strerror or e}"))
-            continue
-        t1 = time.perf_counter()
-        noise = find_noise(doc.text)
-        t2 = time.perf_counter()
-        chunks = chunk_document(doc, noise, settings)
-        t3 = time.perf_counter()
-        timings["load"] += t1 - t0
-        timings["clean"] += t2 - t1
-        timings["chunk"] += t3 - t2
-        if not chunks:
-            result.skipped.append(Skipped(source, "no content left after cleaning"))
-            continue
-        noise_chars = sum(n.end - n.start for n in noise)
-        result.records[source] = DocRecord(doc, chunks, noise_chars)
-        result.processed.append(source)
+        o = outcomes[source]
+        if o.skipped:
+            result.skipped.append(Skipped(source, o.skipped))
+        else:
+            for stage, seconds in (o.seconds or {}).items():
+                timings[stage] += seconds
+            for note in o.document.notes:
+                result.notes.append(Skipped(source, note))
+            result.records[source] = DocRecord(o.document, o.chunks, o.noise_chars)
+            result.processed.append(source)
+    result.skipped.sort(key=lambda s: s.source)
+    timings["parse_wall"] = wall
     if previous:
         result.removed = sorted(set(previous) - set(result.records))
     t0 = time.perf_counter()
@@ -157,3 +226,12 @@ def ingest_corpus(
     timings["dedup"] = time.perf_counter() - t0
     result.timings = timings
     return result
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(name: str) -> str:
+    """A file name safe to print on a terminal: control characters (ANSI escapes among them)
+    and bidirectional overrides shown as ``\\xNN`` / ``\\uNNNN`` instead of acting."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), name)

@@ -139,12 +139,13 @@ def ingest_throughput(cfg: Config, embedder: Any, segmenter: Any, progress: bool
     unchanged re-ingest of the same folder (everything reused)."""
     from ingest.pipeline import ingest_corpus
     from kb.index import build_index, load_index
+    from kb.service import file_limits
 
     with tempfile.TemporaryDirectory(prefix="kb-bench-ingest-") as tmp:
         out = Path(tmp) / "index"
         _say(progress, "ingest: cold build of the corpus (embedding everything) ...")
         t0 = time.perf_counter()
-        result = ingest_corpus(cfg.corpus_dir, cfg.chunking, max_bytes=cfg.max_file_bytes, progress=False)
+        result = ingest_corpus(cfg.corpus_dir, cfg.chunking, progress=False, limits=file_limits(cfg))
         manifest = build_index(result, embedder, segmenter, out, cfg.chunking.as_dict(),
                                flat_max=cfg.retrieval.flat_index_max, cache=None, progress=progress)
         wall = time.perf_counter() - t0
@@ -158,7 +159,7 @@ def ingest_throughput(cfg: Config, embedder: Any, segmenter: Any, progress: bool
         t1 = time.perf_counter()
         old = load_index(out, embedder.id, segmenter.fingerprint)
         again = ingest_corpus(cfg.corpus_dir, cfg.chunking, old.records(),
-                              old.manifest.get("ingest_fingerprint", ""), max_bytes=cfg.max_file_bytes, progress=False)
+                              old.manifest.get("ingest_fingerprint", ""), progress=False, limits=file_limits(cfg))
         m2 = build_index(again, embedder, segmenter, out, cfg.chunking.as_dict(),
                          flat_max=cfg.retrieval.flat_index_max, cache=old.cached_vectors(), progress=False)
         rewall = time.perf_counter() - t1

@@ -6,8 +6,10 @@ non-zero; they never print a traceback."""
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -38,6 +40,7 @@ def _service(cfg: Config, progress: bool = True):
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    from ingest.pipeline import printable
     from kb.service import run_ingest
 
     cfg = _config(args)
@@ -55,9 +58,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     print(f"embedded:   {c['embedded']} texts now, {c['reused_vectors']} reused from cache")
     print(f"skipped:    {c['skipped']}")
     for s in result.skipped:
-        print(f"  - {s.source}: {s.reason}")
+        print(f"  - {printable(s.source)}: {s.reason}")
+    for s in result.notes:
+        print(f"  note: {printable(s.source)}: {s.reason}")
     for s in result.removed:
-        print(f"  removed: {s}")
+        print(f"  removed: {printable(s)}")
     print(f"time:       {dt:.1f}s")
     return 0
 
@@ -197,6 +202,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _os_error(command: str, e: OSError) -> str:
+    where = f" {e.filename}" if e.filename else ""
+    if e.errno == errno.ENOSPC:
+        return (f"kb {command}: no space left on the disk writing{where}; free some space and run it "
+                "again (the previous index is untouched and still serves)")
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"kb {command}: cannot write{where}: {e.strerror}; check the folder's permissions"
+    return f"kb {command}: {e.strerror or e}{where}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -209,8 +224,22 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return int(args.func(args) or 0)
-    except (IndexError_, BadQuestion, UnknownDocument, FileNotFoundError, ValueError) as e:
+    except BrokenPipeError:
+        # the reader went away (`kb search --jsonl … | head`): stop quietly, no traceback
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - so the exit flush cannot fail
+        except OSError:
+            pass
+        print(f"kb {args.command}: output closed by the reader; stopped", file=sys.stderr)
+        return 2
+    except UnknownDocument as e:
+        print(f"kb {args.command}: unknown document {e}", file=sys.stderr)
+        return 2
+    except (IndexError_, BadQuestion, ValueError) as e:
         print(f"kb {args.command}: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(_os_error(args.command, e), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

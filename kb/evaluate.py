@@ -390,6 +390,7 @@ def variant_index(svc: Any, max_chars: int, progress: bool = False) -> tuple[Any
     the main index and of the previous variant build are reused by content hash."""
     from ingest.pipeline import ingest_corpus
     from kb.index import IndexError_, build_index, load_index
+    from kb.service import file_limits
 
     cfg = svc.config
     settings = chunk_variant_settings(cfg, max_chars)
@@ -403,7 +404,7 @@ def variant_index(svc: Any, max_chars: int, progress: bool = False) -> tuple[Any
     except IndexError_:
         pass
     result = ingest_corpus(cfg.corpus_dir, settings, previous, previous_fp,
-                           max_bytes=cfg.max_file_bytes, progress=False)
+                           progress=False, limits=file_limits(cfg))
     manifest = build_index(result, svc.embedder, svc.segmenter, path, settings.as_dict(),
                            flat_max=cfg.retrieval.flat_index_max, cache=cache, progress=progress)
     return load_index(path, svc.embedder.id, svc.segmenter.fingerprint), manifest

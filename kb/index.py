@@ -19,12 +19,15 @@ previous index stays loadable until the new one is complete.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
 import os
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -286,24 +289,111 @@ def build_index(
     return manifest
 
 
+def _generations(out: Path) -> list[Path]:
+    """The complete index folders written for ``out``, oldest first."""
+    return sorted(p for p in out.parent.glob(f".{out.name}.gen-*") if p.is_dir())
+
+
 def _swap_into_place(tmp: Path, out: Path) -> None:
-    old = out.parent / f".{out.name}.old-{os.getpid()}"
-    if out.exists():
-        os.rename(out, old)
-    os.rename(tmp, out)
-    if old.exists():
-        shutil.rmtree(old, ignore_errors=True)
+    """Make the complete index in ``tmp`` the one at ``out`` in one atomic step.
+
+    ``out`` is a symbolic link to a generation folder ``.<name>.gen-<time>-<pid>``; the new link
+    replaces the old with ``os.replace``, so a reader sees the old index or the new one, never
+    neither and never a part. The previous generation is kept (a server may be reading it);
+    older ones are removed. A plain folder at ``out`` (an index written before generations)
+    is moved aside first."""
+    gen = out.parent / f".{out.name}.gen-{time.strftime('%Y%m%dT%H%M%S')}-{time.monotonic_ns()}-{os.getpid()}"
+    os.rename(tmp, gen)
+    if out.exists() and not out.is_symlink():
+        legacy = out.parent / f".{out.name}.gen-0-legacy-{os.getpid()}"
+        os.rename(out, legacy)
+    link = out.parent / f".{out.name}.link-{os.getpid()}"
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    os.symlink(gen.name, link)
+    os.replace(link, out)
+    _fsync_dir(out.parent)
+    current = Path(os.path.realpath(out))
+    keep = {current, *[g for g in _generations(out) if g != current][-1:]}
+    for g in _generations(out):
+        if g not in keep:
+            shutil.rmtree(g, ignore_errors=True)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def clean_leftovers(out: Path) -> list[str]:
+    """Remove what interrupted writes left beside ``out``: half-written ``.building-*`` folders,
+    ``.old-*`` folders of the earlier two-rename swap, stray links, and generations that are
+    neither current nor the one before. Call it holding the index lock. Returns what it
+    removed (names)."""
+    out = Path(out)
+    removed = []
+    current = Path(os.path.realpath(out)) if out.is_symlink() else None
+    gens = [g for g in _generations(out) if g != current]
+    keep = set(gens[-1:]) | ({current} if current else set())
+    for p in out.parent.glob(f".{out.name}.*"):
+        stale = (
+            p.name.startswith((f".{out.name}.building-", f".{out.name}.old-", f".{out.name}.link-"))
+            or (p.name.startswith(f".{out.name}.gen-") and p not in keep)
+        )
+        if not stale:
+            continue
+        if p.is_symlink() or p.is_file():
+            p.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(p, ignore_errors=True)
+        removed.append(p.name)
+    return sorted(removed)
+
+
+class IndexBusy(IndexError_):
+    pass
+
+
+@contextmanager
+def index_lock(out: Path, wait: bool = False) -> Iterator[None]:
+    """Held while an index is written: a second writer of the same index (another ``kb
+    ingest``, a server's re-index) is refused with a message naming the holder, or waits when
+    ``wait``. An advisory ``flock`` on ``.<name>.lock`` beside the index: released by the
+    kernel when the holder dies, so a killed ingest never leaves it locked."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    path = out.parent / f".{out.name}.lock"
+    fh = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise IndexBusy(
+                f"the index at {out} is being written by {holder}; wait for it to finish and run again"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"kb ingest (pid {os.getpid()})")
+        fh.flush()
+        yield
+    finally:
+        fh.close()
 
 
 def _resolve(path: Path) -> Path:
-    """The index folder, or the previous one while a swap is between its two renames."""
-    if (path / MANIFEST).exists():
-        return path
-    olds = sorted(path.parent.glob(f".{path.name}.old-*"))
-    for old in olds:
-        if (old / MANIFEST).exists():
-            return old
-    return path
+    """The folder of the current index: where the link at ``path`` points (resolved once, so
+    a load reads one generation even if a swap happens meanwhile). Never a leftover."""
+    return Path(os.path.realpath(path))
 
 
 def read_vector_cache(path: Path) -> dict[str, np.ndarray]:
@@ -363,19 +453,32 @@ def check_manifest(manifest: dict, path: Path, embedder_id: str | None, dictiona
 
 
 def load_index(path: Path, embedder_id: str | None = None, dictionary: str | None = None) -> KnowledgeIndex:
-    """Load an index folder, refusing one built with another format, embedder or dictionary."""
+    """Load an index folder, refusing one built with another format, embedder or dictionary,
+    and naming the damaged file of one that cannot be read."""
     path = Path(path)
-    manifest = read_manifest(path)
     real = _resolve(path)
+    manifest = read_manifest(real)
     check_manifest(manifest, path, embedder_id, dictionary)
-    documents, all_chunks = _read_documents_and_chunks(real)
-    chunks = [c for c in all_chunks if not c.dup_of]
-    vectors = np.load(real / "vectors.npy")
-    findex = faiss.read_index(str(real / "faiss.index"))
-    bm25 = bm25s.BM25.load(str(real / "bm25"), show_progress=False)
-    with open(real / "units.jsonl", encoding="utf-8") as fh:
-        units = [Unit(*json.loads(line)) for line in fh]
-    unit_vectors = np.load(real / "unit_vectors.npy")
+    part = "documents.jsonl"
+    try:
+        documents, all_chunks = _read_documents_and_chunks(real)
+        chunks = [c for c in all_chunks if not c.dup_of]
+        part = "vectors.npy"
+        vectors = np.load(real / part)
+        part = "faiss.index"
+        findex = faiss.read_index(str(real / part))
+        part = "bm25"
+        bm25 = bm25s.BM25.load(str(real / part), show_progress=False)
+        part = "units.jsonl"
+        with open(real / part, encoding="utf-8") as fh:
+            units = [Unit(*json.loads(line)) for line in fh]
+        part = "unit_vectors.npy"
+        unit_vectors = np.load(real / part)
+    except (OSError, RuntimeError, ValueError, KeyError, TypeError, EOFError) as e:
+        reason = " ".join(str(e).split())[:160] or type(e).__name__
+        raise IndexMismatch(
+            f"index at {path} is damaged ({part}: {reason}): rebuild it with `kb ingest --index {path}`"
+        ) from None
     if len(vectors) != len(chunks) or findex.ntotal != len(chunks) or len(unit_vectors) != len(units):
         raise IndexMismatch(f"index at {path} is inconsistent (vectors and chunks differ): rebuild it with `kb ingest --index {path}`")
     return KnowledgeIndex(real, manifest, documents, all_chunks, chunks, vectors, findex, bm25, units, unit_vectors)

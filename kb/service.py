@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ingest.models import Document
 from ingest.pipeline import IngestResult, ingest_corpus
+from ingest.worker import FileLimits
 from kb.answer import make_answerer
 from kb.answer.base import Answer
 from kb.answer.followup import resolve_followup
@@ -25,6 +26,8 @@ from kb.index import (
     IndexMissing,
     KnowledgeIndex,
     build_index,
+    clean_leftovers,
+    index_lock,
     load_index,
     read_manifest,
     read_previous,
@@ -53,6 +56,24 @@ def run_ingest(
 ) -> tuple[IngestResult, dict]:
     """Ingest ``config.corpus_dir`` into ``config.index_path`` incrementally: unchanged documents
     are not re-chunked and unchanged chunks are not re-embedded."""
+    with index_lock(config.index_path):
+        removed = clean_leftovers(config.index_path)
+        if removed:
+            log.info("removed leftovers of interrupted ingests: %s", ", ".join(removed))
+        return _ingest_locked(config, embedder, segmenter, progress)
+
+
+def file_limits(config: Config) -> FileLimits:
+    """The bounds every file of an ingest is read under."""
+    return FileLimits(
+        max_bytes=config.max_file_bytes, max_unpacked_bytes=config.max_unpacked_bytes,
+        timeout_s=config.ingest.file_timeout_s, memory_mb=config.ingest.worker_memory_mb,
+        workers=config.ingest.workers,
+    )
+
+
+def _ingest_locked(config: Config, embedder: Embedder | None, segmenter: Segmenter | None,
+                   progress: bool) -> tuple[IngestResult, dict]:
     embedder = embedder or make_embedder(config.embedder)
     segmenter = segmenter or Segmenter(config.userdict, config.stopwords)
     previous = None
@@ -68,7 +89,7 @@ def run_ingest(
         log.info("previous index not reused: %s", e)
     result = ingest_corpus(
         config.corpus_dir, config.chunking, previous, previous_fp,
-        max_bytes=config.max_file_bytes, progress=progress,
+        progress=progress, limits=file_limits(config),
     )
     manifest = build_index(
         result, embedder, segmenter, config.index_path, config.chunking.as_dict(),

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
+import re
+import struct
+import subprocess
+import sys
 import zipfile
+import zlib
 from pathlib import Path
 
 import docx
@@ -66,6 +72,28 @@ def make_docx(path: Path) -> Path:
     document.add_paragraph("结尾段落")
     document.save(str(path))
     return path
+
+
+def docx_with_body(path: Path, body_xml: str) -> Path:
+    """A real python-docx file whose ``<w:body>`` content is replaced by ``body_xml``."""
+    document = docx.Document()
+    document.add_paragraph("placeholder")
+    buffer = io.BytesIO()
+    document.save(buffer)
+    with zipfile.ZipFile(buffer) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in source.infolist():
+            data = source.read(info.filename)
+            if info.filename == "word/document.xml":
+                head, rest = data.decode("utf-8").split("<w:body>")
+                section = rest[rest.index("<w:sectPr") :]
+                data = f"{head}<w:body>{body_xml}{section}".encode()
+            out.writestr(info.filename, data)
+    return path
+
+
+def w_paragraph(text: str, style: str = "") -> str:
+    properties = f'<w:pPr><w:pStyle w:val="{style}"/></w:pPr>' if style else ""
+    return f"<w:p>{properties}<w:r><w:t>{text}</w:t></w:r></w:p>"
 
 
 def make_pdf(path: Path) -> Path:
@@ -177,6 +205,69 @@ def test_utf16_with_bom(tmp_path: Path) -> None:
     assert (doc.text, doc.encoding) == (TRADITIONAL, "utf-16")
 
 
+def test_utf8_with_a_few_bad_bytes_is_utf8_with_replacements(tmp_path: Path) -> None:
+    parts = [LONG_SIMPLIFIED, LONG_TRADITIONAL, LONG_SIMPLIFIED, LONG_TRADITIONAL]
+    bad = [b"\xff", b"\xfe", b"\x80", b"\xc3"]  # stray, stray, lone continuation, cut lead
+    data = b"".join(part.encode("utf-8") + junk for part, junk in zip(parts, bad, strict=True))
+    expected = "".join(part + "\ufffd" for part in parts)
+    assert decode_text(data) == (expected, "utf-8")
+    doc = load(tmp_path, "mixed.txt", data)
+    assert doc.text == expected
+    assert doc.encoding == "utf-8"
+    assert doc.notes == ("4 undecodable bytes replaced with U+FFFD (utf-8)",)
+    assert doc.title == "第一篇:市场部与销售部的争吵"
+
+
+def test_mostly_ascii_with_a_stray_byte(tmp_path: Path) -> None:
+    data = b"Sales handbook\n" + b"plain ascii text. " * 20 + b"caf\xe9\n"
+    doc = load(tmp_path, "notes.md", data)
+    assert doc.text.endswith("caf\ufffd\n")
+    assert doc.notes == ("1 undecodable byte replaced with U+FFFD (utf-8)",)
+
+
+def test_utf8_bom_with_bad_bytes_keeps_bom_encoding(tmp_path: Path) -> None:
+    data = codecs_bom_utf8() + (LONG_SIMPLIFIED * 3).encode("utf-8") + b"\xff"
+    doc = load(tmp_path, "bom.txt", data)
+    assert doc.text == LONG_SIMPLIFIED * 3 + "\ufffd"
+    assert doc.encoding == "utf-8-sig"
+    assert doc.notes == ("1 undecodable byte replaced with U+FFFD (utf-8-sig)",)
+
+
+def codecs_bom_utf8() -> bytes:
+    return "\ufeff".encode()
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding", "expected_encoding"),
+    [
+        (LONG_SIMPLIFIED * 20, "gb18030", "gb18030"),
+        (LONG_TRADITIONAL * 20, "big5", "big5"),
+        (LONG_SIMPLIFIED, "gbk", "gb18030"),
+        (LONG_TRADITIONAL, "big5", "big5"),
+    ],
+    ids=["gb18030-long", "big5-long", "gbk-short", "big5-short"],
+)
+def test_legacy_files_are_not_taken_for_broken_utf8(
+    tmp_path: Path, text: str, encoding: str, expected_encoding: str
+) -> None:
+    doc = load(tmp_path, "legacy.txt", text.encode(encoding))
+    assert (doc.text, doc.encoding, doc.notes) == (text, expected_encoding, ())
+
+
+def test_clean_files_have_no_notes(tmp_path: Path) -> None:
+    assert load(tmp_path, "ok.txt", LONG_SIMPLIFIED.encode("utf-8")).notes == ()
+    assert load_document(make_docx(tmp_path / "plan.docx"), tmp_path).notes == ()
+
+
+def test_html_with_a_few_bad_utf8_bytes(tmp_path: Path) -> None:
+    body = "".join(f"<p>{line}</p>" for line in LONG_SIMPLIFIED.splitlines() * 3)
+    data = f"<html><body>{body}</body></html>".encode().replace(b"</p>", b"\xff</p>", 1)
+    doc = load(tmp_path, "page.html", data)
+    assert doc.text.splitlines()[0] == "第一篇:市场部与销售部的争吵\ufffd"
+    assert doc.encoding == "utf-8"
+    assert doc.notes == ("1 undecodable byte replaced with U+FFFD (utf-8)",)
+
+
 def test_markdown_heading_title(tmp_path: Path) -> None:
     doc = load(tmp_path, "notes.md", "# 市场部工作手册\n\n正文内容。\n".encode())
     assert doc.text == "# 市场部工作手册\n\n正文内容。\n"
@@ -213,6 +304,55 @@ def test_docx_merged_cells_appear_once(tmp_path: Path) -> None:
     assert doc.text == "合并表头单元格\n左下角\n右下角"
 
 
+def test_docx_vertical_merge_and_nested_table(tmp_path: Path) -> None:
+    document = docx.Document()
+    table = document.add_table(rows=3, cols=2)
+    table.cell(0, 0).merge(table.cell(2, 0)).text = "竖向合并"
+    table.cell(0, 1).text = "右上"
+    inner = table.cell(1, 1).add_table(rows=1, cols=2)
+    inner.cell(0, 0).text = "内表左"
+    inner.cell(0, 1).text = "内表右"
+    table.cell(2, 1).text = "右下"
+    document.save(str(tmp_path / "nested.docx"))
+    doc = load_document(tmp_path / "nested.docx", tmp_path)
+    assert doc.text == "竖向合并\n右上\n内表左\n内表右\n右下"
+
+
+def test_docx_title_style_beats_heading_and_ignores_tables(tmp_path: Path) -> None:
+    cell = f"<w:tc>{w_paragraph('表格里的标题样式', 'Title')}</w:tc>"
+    body = (
+        w_paragraph("一级标题段落", "Heading1")
+        + f"<w:tbl><w:tr>{cell}</w:tr></w:tbl>"
+        + w_paragraph("   ", "Title")
+        + w_paragraph("文档  真正的标题", "Title")
+    )
+    doc = load_document(docx_with_body(tmp_path / "styled.docx", body), tmp_path)
+    assert doc.text == "一级标题段落\n表格里的标题样式\n   \n文档  真正的标题"
+    assert doc.title == "文档 真正的标题"
+
+
+def test_docx_unknown_style_id_is_the_default_style(tmp_path: Path) -> None:
+    body = w_paragraph("未知样式的段落", "NoSuchStyle") + w_paragraph("一级标题内容", "Heading1")
+    doc = load_document(docx_with_body(tmp_path / "unknown.docx", body), tmp_path)
+    assert doc.title == "一级标题内容"
+
+
+def test_docx_with_40000_paragraphs(tmp_path: Path) -> None:
+    # Loaded in about 2 s; the per-paragraph style lookup used to take minutes.
+    count = 40_000
+    paragraphs = [w_paragraph(f"第{i}段内容") for i in range(count)]
+    paragraphs[20_000] = w_paragraph("中间的文档标题", "Title")
+    paragraphs[30_000] = w_paragraph("后面的一级标题", "Heading1")
+    path = docx_with_body(tmp_path / "long.docx", "".join(paragraphs))
+    doc = load_document(path, tmp_path)
+    lines = doc.text.split("\n")
+    assert len(lines) == count
+    assert lines[0] == "第0段内容"
+    assert lines[20_000] == "中间的文档标题"
+    assert lines[-1] == f"第{count - 1}段内容"
+    assert doc.title == "中间的文档标题"
+
+
 def test_pdf_with_cjk_cid_fonts(tmp_path: Path) -> None:
     doc = load_document(make_pdf(tmp_path / "report.pdf"), tmp_path)
     assert "营销总部的三大职能" in doc.text
@@ -243,6 +383,47 @@ def test_pdf_without_text(tmp_path: Path) -> None:
     writer.write(str(tmp_path / "scan.pdf"))
     with pytest.raises(LoadError, match=r"no extractable text \(scanned pdf\?\)"):
         load_document(tmp_path / "scan.pdf", tmp_path)
+
+
+def encrypted_pdf(tmp_path: Path, name: str, user_password: str, algorithm: str) -> Path:
+    from pypdf import PdfWriter
+
+    writer = PdfWriter(clone_from=str(make_pdf(tmp_path / "plain.pdf")))
+    writer.encrypt(user_password=user_password, owner_password="x", algorithm=algorithm)
+    writer.write(str(tmp_path / name))
+    return tmp_path / name
+
+
+@pytest.mark.parametrize("algorithm", ["AES-128", "AES-256", "RC4-128"])
+def test_encrypted_pdf_with_empty_user_password_loads(tmp_path: Path, algorithm: str) -> None:
+    doc = load_document(encrypted_pdf(tmp_path, "open.pdf", "", algorithm), tmp_path)
+    assert "营销总部的三大职能" in doc.text
+    assert doc.title == "营销总部的三大职能"
+
+
+@pytest.mark.parametrize("algorithm", ["AES-128", "AES-256", "RC4-128"])
+def test_encrypted_pdf_with_user_password_is_refused(tmp_path: Path, algorithm: str) -> None:
+    path = encrypted_pdf(tmp_path, "locked.pdf", "secret", algorithm)
+    with pytest.raises(LoadError, match=r"^encrypted pdf \(password required\)$"):
+        load_document(path, tmp_path)
+
+
+def test_aes_pdf_without_cryptography_says_so(tmp_path: Path) -> None:
+    path = encrypted_pdf(tmp_path, "aes.pdf", "", "AES-128")
+    script = (
+        "import sys\n"
+        "sys.modules['cryptography'] = sys.modules['Crypto'] = None  # both AES providers gone\n"
+        "from ingest.loaders import LoadError, load_document\n"
+        "try:\n"
+        f"    load_document({str(path)!r}, {str(tmp_path)!r})\n"
+        "except LoadError as exc:\n"
+        "    print(exc)\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120
+    )
+    assert result.stdout.strip() == "encrypted pdf: needs the cryptography package", result.stderr
 
 
 HTML = """<!DOCTYPE html>
@@ -284,6 +465,57 @@ def test_htm_without_charset_or_title(tmp_path: Path) -> None:
     assert (doc.kind, doc.encoding) == ("html", "big5")
 
 
+def test_html_br_pre_and_cjk_soft_breaks(tmp_path: Path) -> None:
+    page = (
+        "<p>第一行<br>第二行</p><pre>代码一\n  代码二</pre>"
+        "<p>中文\n换行</p><p>English\nwords</p>尾<b>部</b>文字"
+    )
+    doc = load(tmp_path, "fmt.html", page.encode("utf-8"))
+    assert doc.text == "第一行\n第二行\n代码一\n代码二\n中文换行\nEnglish words\n尾部文字"
+
+
+def test_html_with_xml_declaration(tmp_path: Path) -> None:
+    page = '<?xml version="1.0" encoding="iso-8859-1"?><html><body><p>中文内容</p></body></html>'
+    assert load(tmp_path, "x.html", page.encode("utf-8")).text == "中文内容"
+
+
+def test_html_with_20000_paragraphs(tmp_path: Path) -> None:
+    # Well under a second; inserting line-break markers into a soup was quadratic (91 s).
+    body = "".join(f"<p>第{i}段</p>" for i in range(20_000))
+    doc = load(tmp_path, "many.html", f"<html><body>{body}</body></html>".encode())
+    assert doc.text == "\n".join(f"第{i}段" for i in range(20_000))
+    assert doc.notes == ()
+
+
+def test_html_with_200000_nested_divs(tmp_path: Path) -> None:
+    # Deeper than libxml2's 2048 levels: block tags are read as line breaks instead.
+    depth = 200_000
+    deep = "<div>" * depth + "深层文本" + "</div>" * depth
+    page = f"<title>深层页面</title><p>前文</p>{deep}<p>后文</p>"
+    doc = load(tmp_path, "deep.html", page.encode())
+    assert doc.text == "前文\n深层文本\n后文"
+    assert doc.title == "深层页面"
+    assert doc.notes == ("html nested too deeply for lxml; block tags read as line breaks",)
+
+
+def test_deep_html_still_drops_hidden_parts_and_finds_h1(tmp_path: Path) -> None:
+    page = (
+        "<div>" * 5000
+        + "<script>hidden()</script><nav>导航</nav><h1>深处的<b>标题</b></h1>"
+        + "<span>" * 3000
+        + "正文<br>第二行"
+    )
+    doc = load(tmp_path, "deep.htm", page.encode())
+    assert doc.text == "深处的标题\n正文\n第二行"
+    assert doc.title == "深处的标题"  # inline tags are gone, so no space where <b> was
+
+
+def test_html_too_deep_even_when_flattened(tmp_path: Path) -> None:
+    page = "<pre>" * 3000 + "文本"
+    message = load_error(tmp_path, "pre.html", page.encode())
+    assert message.startswith("malformed html: ")
+
+
 def test_html_with_only_scripts(tmp_path: Path) -> None:
     message = load_error(tmp_path, "s.html", b"<script>x()</script><style>a{}</style>")
     assert message == "no visible text in html"
@@ -308,6 +540,62 @@ def test_docx_zip_without_document_part(tmp_path: Path) -> None:
         archive.writestr("hello.txt", "not a word document")
     with pytest.raises(LoadError, match=r"^corrupt docx: "):
         load_document(path, tmp_path)
+
+
+def test_docx_not_a_zip(tmp_path: Path) -> None:
+    assert load_error(tmp_path, "text.docx", "这不是压缩包".encode() * 50) == (
+        "corrupt docx: not a zip file"
+    )
+
+
+def test_old_doc_renamed_to_docx(tmp_path: Path) -> None:
+    ole = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504)
+    message = load_error(tmp_path, "old.docx", ole)
+    assert message.startswith("corrupt docx: not a zip file")
+
+
+def test_docx_zip_bomb_over_the_unpacked_limit(tmp_path: Path) -> None:
+    # The real case: 0.95 MB unpacking to 315 MB took over 240 s and 5 GB; here 3 MB > 1 MB.
+    path = docx_with_body(tmp_path / "bomb.docx", w_paragraph("炸" * 1_000_000))
+    assert path.stat().st_size < 100_000
+    message = load_error(tmp_path, "bomb.docx", path.read_bytes(), max_unpacked_bytes=1024 * 1024)
+    assert re.fullmatch(r"docx unpacks to 3\.\d MB, over the 1 MB limit \(zip bomb\?\)", message)
+
+
+def test_docx_zip_bomb_by_compression_ratio(tmp_path: Path) -> None:
+    path = docx_with_body(tmp_path / "ratio.docx", w_paragraph("a" * (11 * 1024 * 1024)))
+    message = load_error(tmp_path, "ratio.docx", path.read_bytes())
+    assert message.startswith("docx member word/document.xml expands ")
+    assert message.endswith(":1 to 11 MB (zip bomb?)")
+
+
+def test_docx_under_the_unpacked_limit_loads(tmp_path: Path) -> None:
+    path = docx_with_body(tmp_path / "ok.docx", w_paragraph("正常内容" * 10))
+    assert load_document(path, tmp_path, max_unpacked_bytes=1024 * 1024).text == "正常内容" * 10
+
+
+def set_declared_size(data: bytes, name: str, size: int, crc: int) -> bytes:
+    """Rewrite a member's uncompressed size and CRC in the zip's central directory (which is
+    what zipfile trusts): a zip that lies about what a member inflates to."""
+    out = bytearray(data)
+    entry = data.index(b"PK\x01\x02")
+    while True:
+        name_len = struct.unpack_from("<H", out, entry + 28)[0]
+        if bytes(out[entry + 46 : entry + 46 + name_len]) == name.encode():
+            struct.pack_into("<I", out, entry + 16, crc)
+            struct.pack_into("<I", out, entry + 24, size)
+            return bytes(out)
+        entry = data.index(b"PK\x01\x02", entry + 4)
+
+
+def test_docx_member_lying_about_its_size(tmp_path: Path) -> None:
+    # Declares 4 KB (with the CRC of those 4 KB) but inflates to 30 MB: only 4 KB is read.
+    path = docx_with_body(tmp_path / "liar.docx", w_paragraph("a" * (30 * 1024 * 1024)))
+    data = path.read_bytes()
+    with zipfile.ZipFile(io.BytesIO(data)) as archive, archive.open("word/document.xml") as xml:
+        prefix = xml.read(4096)
+    lying = set_declared_size(data, "word/document.xml", len(prefix), zlib.crc32(prefix))
+    assert load_error(tmp_path, "liar.docx", lying).startswith("corrupt docx: ")
 
 
 def test_corrupt_pdf_truncated(tmp_path: Path) -> None:

@@ -52,8 +52,16 @@ class FaqService:
         self._matcher: FaqMatcher | None = None
         self._lock = threading.RLock()  # re-entrant: `matcher` builds `vocab` under the lock
         self.flagged_on_load: list[int] = []
-        if self.store.exists:
-            self.flagged_on_load = [e.id for e in curate.check_entries(self.store, service.index.documents)]
+        # a damaged database turns curated answers and the ask log off (logged, named), never
+        # stops the service: answers from the documents go on
+        self.unavailable = ""
+        try:
+            if self.store.exists:
+                self.flagged_on_load = [e.id for e in curate.check_entries(self.store, service.index.documents)]
+        except sqlite3.DatabaseError as e:
+            self.unavailable = (f"the FAQ database {self.store.path} cannot be read ({e}); curated answers "
+                                "and the ask log are off until it is repaired or moved away")
+            log.error("%s", self.unavailable)
 
     # -- matching and answering ---------------------------------------------------------------
     @property
@@ -74,7 +82,7 @@ class FaqService:
 
     def match(self, question: str) -> Match | None:
         """The approved entry that answers ``question``, if any."""
-        if not self.settings.enabled or not self.store.exists:
+        if not self.settings.enabled or self.unavailable or not self.store.exists:
             return None
         self.matcher.ensure(self.store.revision(), lambda: self.store.list("approved"))
         return self.matcher.match(question)
@@ -109,7 +117,7 @@ class FaqService:
     def log_question(self, answer: Answer, faq_id: int | None = None) -> None:
         """Record an asked question (time, answered, confidence) for usage suggestions. A
         database that cannot be written is logged, never allowed to fail the answer."""
-        if not (self.settings.enabled and self.settings.log_questions):
+        if not (self.settings.enabled and self.settings.log_questions) or self.unavailable:
             return
         try:
             self.store.log_question(answer.question, answer.answered, answer.confidence,
