@@ -36,10 +36,12 @@ CLOSED_GRADIO = re.compile(
 
 
 def chat_csp(frame_ancestors: Iterable[str]) -> str:
-    """The chat page's policy: Gradio's page needs inline scripts and styles of its own, but
-    nothing may load from or talk to another host, and only ``frame_ancestors`` may frame it."""
+    """The chat page's policy: Gradio's page needs inline scripts, styles and evaluated
+    templates of its own (its HTML components), but nothing may load from or talk to another
+    host, and only ``frame_ancestors`` may frame it. Answer text is escaped and inert
+    (``app.render``), so no script can come from a document or a question."""
     return (
-        "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+        "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
         "img-src 'self' data: blob:; font-src 'self' data:; media-src 'self' blob:; "
         "connect-src 'self'; worker-src 'self' blob:; object-src 'none'; base-uri 'self'; "
         f"form-action 'self'; frame-ancestors {' '.join(frame_ancestors)}"

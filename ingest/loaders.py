@@ -81,6 +81,7 @@ _UTF8_BAD_BYTE_SHARE = 0.01
 _ASCII_BYTES = bytes(range(0x80))
 # errors="surrogateescape" turns each undecodable byte into one of these.
 _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # Below this difference in "looks like Chinese" score, ask charset-normalizer.
 _SCORE_MARGIN = 0.05
 _SCORE_SAMPLE_CHARS = 20000
@@ -97,7 +98,7 @@ _ZIP_BOMB_RATIO = 200
 _ZIP_BOMB_MIN_MEMBER_BYTES = 10 * 1024 * 1024
 _DOCX_MAX_MEMBERS = 10_000
 _ZIP_READ_CHUNK = 1024 * 1024
-_ZIP_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate"}
+_ZIP_METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})  # what Word writes
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # .doc and password-protected Office files
 _DOCX_TITLE_STYLES = ("Title", "Heading 1")
 _W_P, _W_TBL, _W_TR, _W_TC = qn("w:p"), qn("w:tbl"), qn("w:tr"), qn("w:tc")
@@ -296,6 +297,20 @@ def _decode_utf8_replacing(data: bytes, max_bad: int) -> tuple[str, str, tuple[s
     plural = "byte" if bad == 1 else "bytes"
     note = f"{bad} undecodable {plural} replaced with U+FFFD ({encoding})"
     return data.decode(encoding, "replace"), encoding, (note,)
+
+
+def _fix_surrogates(text: str, origin: str) -> tuple[str, tuple[str, ...]]:
+    """Join surrogate pairs into characters and replace lone surrogates with U+FFFD.
+
+    pypdf (from a ToUnicode map) and codecs such as utf-7 can produce surrogate code
+    points, which cannot be written as UTF-8. Returns the text and a note if any changed.
+    """
+    if not _SURROGATE.search(text):
+        return text, ()
+    fixed = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    lone = fixed.count("\ufffd") - text.count("\ufffd")
+    plural = "surrogate" if lone == 1 else "surrogates"
+    return fixed, (f"{lone} lone {plural} replaced with U+FFFD ({origin})",) if lone else ()
 
 
 def _try_decode(data: bytes, encoding: str) -> str | None:
@@ -566,12 +581,12 @@ def _docx_lines(body: etree._Element) -> Iterator[tuple[str, etree._Element | No
 def _docx_table_blocks(table: etree._Element) -> Iterator[etree._Element]:
     """Paragraphs and tables of each cell, row by row, each merged cell once.
 
-    A vertical-merge continuation cell stands for the cell above it, so it is skipped; a
-    horizontal span is a single ``w:tc`` already.
+    A vertical-merge continuation cell stands for the cell above it, so it is skipped
+    (except in the first row, where there is none); a horizontal span is one ``w:tc``.
     """
-    for row in table.iterchildren(_W_TR):
+    for index, row in enumerate(table.iterchildren(_W_TR)):
         for cell in row.iterchildren(_W_TC):
-            if not _is_merge_continuation(cell):
+            if index == 0 or not _is_merge_continuation(cell):
                 yield from cell.iterchildren(_W_P, _W_TBL)
 
 
@@ -598,10 +613,10 @@ def _extract_pdf(data: bytes, stem: str) -> _Extracted:
             raise LoadError(f"corrupt pdf: {_short_reason(exc)}") from exc
     if not pages:
         raise LoadError("empty pdf (no pages)")
-    text = "\n".join(pages)
+    text, notes = _fix_surrogates("\n".join(pages), "pdf text")
     if not text.strip():
         raise LoadError("no extractable text (scanned pdf?)")
-    return _Extracted(text, guess_title(text, stem), "")
+    return _Extracted(text, guess_title(text, stem), "", notes)
 
 
 def _check_pdf_envelope(data: bytes) -> None:
@@ -665,7 +680,8 @@ def _decode_html(data: bytes) -> tuple[str, str, tuple[str, ...]]:
         for name in filter(None, (declared, _FALLBACKS.get(declared))):
             text = _try_decode(data, name)
             if text is not None:
-                return text, name, ()
+                text, notes = _fix_surrogates(text, name)  # utf-7 can declare them
+                return text, name, notes
     return _decode_text(data)
 
 

@@ -395,3 +395,48 @@ def test_chat_feedback_survives_restart(browser, tmp_path):
                          headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).json()
         assert [(r["id"], r["rating"], r["comment"]) for r in rows] == [(row[0], "down", comment)]
         assert rows[0]["channel"] == "chat" and rows[0]["citations"]
+
+
+# -- the chat page is locked down like /embed (hardening issue) ----------------------------------
+
+def test_chat_page_loads_nothing_from_outside_and_breaks_no_csp(watched, server):
+    w = watched()
+    page = w.page
+    violations: list[str] = []
+    page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
+    page.goto(server.url + "/")
+    ask_in_chat(page, "![x](http://evil.example/p.png) 病假三天以内谁审批？ www.evil.example")
+    last_answer(page).wait_for()
+    user = page.locator("[data-testid=user]").last
+    assert "evil.example" in user.inner_text()  # shown as text ...
+    assert user.locator("img").count() == 0 and user.locator("a").count() == 0  # ... not loaded
+    time.sleep(0.3)
+    assert not violations, violations
+    assert not any("evil.example" in u for u in w.requests)
+    w.assert_only_own_host()
+
+
+def test_chat_page_framing_follows_embed_origins(browser, tmp_path):
+    port = free_port()
+    host = HostPage(f"http://127.0.0.1:{port}/")
+    allowed = f"http://127.0.0.1:{host.port}"
+    cfg = tiny_config(tmp_path).replace(app__embed_origins=("'self'", allowed))
+    try:
+        with LiveServer(cfg, port=port) as live:
+            w = Watched(browser, live.url)
+            try:
+                page = w.page
+                page.goto(allowed + "/intranet.html")
+                page.frame_locator("#kb").locator("#kb-input textarea").wait_for()  # framed
+                page.goto(f"http://localhost:{host.port}/other.html")
+                deadline = time.monotonic() + 10
+                while not any(f.url.startswith("chrome-error:") for f in page.frames):
+                    assert time.monotonic() < deadline, [f.url for f in page.frames]
+                    page.wait_for_timeout(100)
+                framed = [f for f in page.frames if f.url.startswith(live.url)]
+                assert not any(f.locator("#kb-input").count() for f in framed), \
+                    "a site outside embed_origins could frame the chat page"
+            finally:
+                w.close()
+    finally:
+        host.close()

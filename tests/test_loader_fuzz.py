@@ -97,7 +97,6 @@ def hostile_payloads(rng: random.Random, samples: Samples) -> list[Case]:
         "whitespace": b" \r\n\t\x0b\x0c " * 50,
         "nul": bytes(4096),
         "ff": b"\xff" * 4096,
-        "random-small": rng.randbytes(64),
         "random-4k": rng.randbytes(4096),
         "random-64k": rng.randbytes(65536),
         "huge-cjk-line": "字".encode() * 400_000,
@@ -127,6 +126,7 @@ def hostile_payloads(rng: random.Random, samples: Samples) -> list[Case]:
         "html-utf16-meta": b'<meta charset="utf-16"><p>' + CHINESE.encode("gbk") + b"</p>",
         "html-entities": b"<p>" + b"&#x110000;&#0;&#xD800;&amp;&bogus;&#99999999999;" * 200,
         "xml-decl": b'<?xml version="1.0" encoding="ebcdic"?><html><p>x</p></html>',
+        "utf7-surrogates": b'<meta charset="utf-7"><p>+2ADcAA-+2AA-+3AA-</p>',
         "docx-bytes": samples["docx"],
         "pdf-bytes": samples["pdfz"],
         "html-bytes": samples["html"],
@@ -284,6 +284,15 @@ def broken_pdfs(rng: random.Random, samples: Samples) -> list[Case]:
             stream,
         ],
         "random-objects": [catalog, rng.randbytes(300), rng.randbytes(300)],
+        "surrogate-tounicode": [
+            catalog,
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+            b"<< /Length 30 >>\nstream\nBT /F1 12 Tf (ABCBA) Tj ET\nendstream",
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /ToUnicode 6 0 R >>",
+            b"<< /Length 90 >>\nstream\nbegincmap 2 beginbfchar <41> <D800> <42> <DFFF>"
+            b" endbfchar endcmap\nendstream",
+        ],
         "bad-filter": [
             catalog,
             b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",

@@ -318,6 +318,13 @@ def test_docx_vertical_merge_and_nested_table(tmp_path: Path) -> None:
     assert doc.text == "竖向合并\n右上\n内表左\n内表右\n右下"
 
 
+def test_docx_vertical_merge_continuation_in_first_row(tmp_path: Path) -> None:
+    # python-docx raises ValueError looking for the cell above; the text is still there.
+    cell = "<w:tc><w:tcPr><w:vMerge/></w:tcPr>" + w_paragraph("首行续接单元格") + "</w:tc>"
+    path = docx_with_body(tmp_path / "vmerge.docx", f"<w:tbl><w:tr>{cell}</w:tr></w:tbl>")
+    assert load_document(path, tmp_path).text == "首行续接单元格"
+
+
 def test_docx_title_style_beats_heading_and_ignores_tables(tmp_path: Path) -> None:
     cell = f"<w:tc>{w_paragraph('表格里的标题样式', 'Title')}</w:tc>"
     body = (
@@ -424,6 +431,59 @@ def test_aes_pdf_without_cryptography_says_so(tmp_path: Path) -> None:
         [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120
     )
     assert result.stdout.strip() == "encrypted pdf: needs the cryptography package", result.stderr
+
+
+def pdf_with_objects(objects: list[bytes]) -> bytes:
+    """A hand-made PDF: objects numbered from 1 (the first is the catalog), a valid xref."""
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Root 1 0 R /Size %d >>\n" % (len(objects) + 1)
+    out += b"startxref\n%d\n%%%%EOF\n" % xref
+    return bytes(out)
+
+
+def stream(data: bytes) -> bytes:
+    return b"<< /Length %d >>\nstream\n%s\nendstream" % (len(data), data)
+
+
+def test_pdf_text_with_surrogates_is_valid_unicode(tmp_path: Path) -> None:
+    # A ToUnicode map may give lone or paired UTF-16 surrogates; they cannot be UTF-8.
+    cmap = (
+        b"begincmap 1 begincodespacerange <00> <FF> endcodespacerange\n"
+        b"3 beginbfchar <41> <D800> <42> <DC00> <43> <DC00> endbfchar endcmap"
+    )
+    font = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /ToUnicode 6 0 R >>"
+    page = (
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Contents 4 0 R"
+        b" /Resources << /Font << /F1 5 0 R >> >> >>"
+    )
+    data = pdf_with_objects(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            page,
+            stream(b"BT /F1 12 Tf 20 100 Td (Text ABC) Tj ET"),
+            font,
+            stream(cmap),
+        ]
+    )
+    doc = load(tmp_path, "surrogates.pdf", data)
+    assert "\U00010000\ufffd" in doc.text  # the pair joined, the lone one replaced
+    doc.text.encode("utf-8")
+    assert doc.notes == ("1 lone surrogate replaced with U+FFFD (pdf text)",)
+
+
+def test_html_declared_utf7_with_lone_surrogates(tmp_path: Path) -> None:
+    page = b'<meta charset="utf-7"><p>+XgJXOg-+2ADcAA-+2AA-end</p>'  # 市场, a pair, a lone one
+    doc = load(tmp_path, "u7.html", page)
+    assert doc.text == "市场\U00010000\ufffdend"
+    assert doc.notes == ("1 lone surrogate replaced with U+FFFD (utf-7)",)
 
 
 HTML = """<!DOCTYPE html>
