@@ -6,6 +6,7 @@ object (see ``kb.answer.base.Answer``)."""
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from kb.embed import make_embedder
 from kb.embed.base import Embedder
 from kb.faq.curate import check_after_ingest
 from kb.faq.service import FaqService
+from kb.faq.store import faq_path
 from kb.hits import Hit
 from kb.index import (
     IndexError_,
@@ -95,8 +97,13 @@ def _ingest_locked(config: Config, embedder: Embedder | None, segmenter: Segment
         result, embedder, segmenter, config.index_path, config.chunking.as_dict(),
         flat_max=config.retrieval.flat_index_max, cache=cache, progress=progress,
     )
-    # approved FAQ entries citing a changed or removed document are flagged for review
-    check_after_ingest(config, {s: r.document for s, r in result.records.items()})
+    # approved FAQ entries citing a changed or removed document are flagged for review; a
+    # damaged FAQ database is reported, and the new index (already in place) stands
+    try:
+        check_after_ingest(config, {s: r.document for s, r in result.records.items()})
+    except sqlite3.DatabaseError as e:
+        log.error("FAQ entries not checked against the new index: the FAQ database %s cannot be "
+                  "read (%s)", faq_path(config), e)
     return result, manifest
 
 

@@ -198,6 +198,9 @@ def test_damaged_faq_database_degrades_the_faq_not_the_service(ws):
     data = ws["root"] / "data"
     data.mkdir(exist_ok=True)
     (data / "faq.sqlite3").write_bytes(b"this is not a database" * 200)
+    again = run(ws, "ingest", "-q")  # the ingest goes on, and says why the FAQ was not checked
+    assert again.returncode == 0 and "Traceback" not in again.stderr
+    assert "FAQ database" in again.stderr and "faq.sqlite3" in again.stderr
     cfg = load_config(ws["config"], index_dir=ws["index"], corpus_dir=ws["corpus"], app__admin_token="tok")
     import httpx
 
