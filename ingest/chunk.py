@@ -27,10 +27,15 @@ HEADING_STYLES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("part", re.compile(rf"^第[{_CN_NUM}\d]+[篇部卷编編](?![a-zA-Z])")),
     ("chapter", re.compile(rf"^第[{_CN_NUM}\d]+章")),
     ("section", re.compile(rf"^第[{_CN_NUM}\d]+[节節](?!课)")),
+    # a statute's article: the unit people cite ("第十九条 …"); its paragraphs (款) and its
+    # (一)(二) items belong to it
+    ("article", re.compile(rf"^第[{_CN_NUM}\d]+[条條](?=[\s\u3000]|$|[^{_CN_NUM}款项項\d的规規])")),
     ("cn_num", re.compile(rf"^[{_CN_NUM}]+\s*[、.．]")),
     ("paren_cn", re.compile(rf"^[（(]\s*[{_CN_NUM}]+\s*[)）]")),
     ("case", re.compile(rf"^案例\s*[{_CN_NUM}\d]+\s*[:：、.．]?")),
 )
+
+HEADING_STYLES_BY_NAME = dict(HEADING_STYLES)
 
 # Lines that are items of a list (never section headings).
 BULLETS = "●•◆◇■□▪►▶√※★☆"
@@ -49,6 +54,10 @@ _CLAUSE = re.compile(rf"[^{CLAUSE_END}]*[{CLAUSE_END}]+[{_CLOSERS}]*|[^{CLAUSE_E
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 _LABEL_CUT = re.compile(r"[，,。；;:：!?！？]")
 _STRIP = " \t\r\n\u3000\ufeff"
+# a line that opens with a date ("2008年9月18日 国务院令第535号公布", "（2018年12月29日修正）")
+# records when or how a text was made; it never names a section
+_DATE_LINE = re.compile(r"^[（(\[]?\s*\d{4}\s*年(?:\s*\d{1,2}\s*月)?")
+_ARTICLE_NO = re.compile(rf"^第[{_CN_NUM}\d]+[条條]")
 MD_HEADING = re.compile(r"^(#{1,6})[ \t]+(?=\S)")
 
 
@@ -160,6 +169,11 @@ def classify(text: str, settings: ChunkSettings) -> tuple[str, str, str]:
         return "heading", f"md{len(m.group(1))}", text[m.end() :].strip(_STRIP)
     short = len(text) <= settings.heading_max_chars
     ends_sentence = text[-1] in SENTENCE_END + CLAUSE_END + "…"
+    if _DATE_LINE.match(text):
+        return "body", "", ""
+    m = _ARTICLE_NO.match(text)
+    if m and HEADING_STYLES_BY_NAME["article"].match(text):
+        return "item", "article", m.group()
     for style, pattern in HEADING_STYLES:
         if pattern.match(text):
             if short and not ends_sentence:
@@ -220,32 +234,41 @@ def segment_blocks(doc: Document, noise: list[Noise], settings: ChunkSettings) -
 
 
 def _sections(blocks: list[Block]) -> list[_Section]:
-    """Group blocks into sections; each carries the section path in force for its blocks."""
+    """Group blocks into sections; each carries the section path in force for its blocks.
+
+    A statute's article (第X条) opens a section that holds its own text and everything after it
+    (paragraphs, (一)(二) items) until the next article or heading."""
     levels: dict[str, int] = {}
-    stack: list[tuple[int, str]] = []  # (level, label)
+    stack: list[tuple[int, str, str]] = []  # (level, label, style)
     lead: str = ""
     seen_items_under_lead = False
     sections: list[_Section] = []
     pending_headings: list[Block] = []
 
     def path() -> list[str]:
-        p = [label for _, label in stack]
+        p = [label for _, label, _ in stack]
         return p + ([lead] if lead else [])
 
+    def in_article() -> bool:
+        return bool(stack) and stack[-1][2] == "article"
+
     for b in blocks:
+        if b.kind == "item" and b.style in ("cn_num", "paren_cn") and in_article():
+            b = Block(b.start, b.end, b.text, "item", "", "", b.after_gap)  # an item of the article
         if b.kind == "heading" or (b.kind == "item" and b.style):
             level = levels.setdefault(b.style, len(levels) + 1)
             while stack and stack[-1][0] >= level:
                 stack.pop()
-            stack.append((level, b.label))
+            stack.append((level, b.label, b.style))
             lead, seen_items_under_lead = "", False
             if b.kind == "heading":
                 pending_headings.append(b)
                 continue
-            # a labelled paragraph (e.g. "一、X的关系:...") is its own section
             sections.append(_Section(path(), pending_headings + [b]))
             pending_headings = []
-            stack.pop()
+            if b.style != "article":
+                # a labelled paragraph (e.g. "一、X的关系:...") is its own section
+                stack.pop()
             continue
         if b.kind == "lead":
             lead, seen_items_under_lead = b.label, False

@@ -45,6 +45,7 @@ from pypdf import PageObject, PdfReader
 from pypdf.errors import DependencyError
 
 from ingest.models import Document
+from ingest.pdftext import repair_pages
 
 __all__ = [
     "SUPPORTED_SUFFIXES",
@@ -407,8 +408,10 @@ def _t2s() -> opencc.OpenCC:
 
 
 def _extract_plain(data: bytes, stem: str) -> _Extracted:
-    """.txt / .md: decoded text, guessed title, detected encoding."""
+    """.txt / .md: decoded text with its line ends made ``\n`` (a CRLF or CR file's quotes
+    carry no ``\r``), guessed title, detected encoding."""
     text, encoding, notes = _decode_text(data)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
         raise LoadError("empty file")
     return _Extracted(text, guess_title(_strip_markdown_heading(text), stem), encoding, notes)
@@ -598,7 +601,8 @@ def _is_merge_continuation(cell: etree._Element) -> bool:
 
 
 def _extract_pdf(data: bytes, stem: str) -> _Extracted:
-    """.pdf: page texts joined by newlines."""
+    """.pdf: page texts repaired (look-alike code points, running headers and footers, lines
+    broken at the page width; see ``ingest.pdftext``) and joined."""
     _check_pdf_envelope(data)
     with _quiet_pypdf():
         try:
@@ -613,9 +617,11 @@ def _extract_pdf(data: bytes, stem: str) -> _Extracted:
             raise LoadError(f"corrupt pdf: {_short_reason(exc)}") from exc
     if not pages:
         raise LoadError("empty pdf (no pages)")
-    text, notes = _fix_surrogates("\n".join(pages), "pdf text")
+    fixed = [_fix_surrogates(page, "pdf text") for page in pages]
+    text, repaired = repair_pages([page for page, _ in fixed])
     if not text.strip():
         raise LoadError("no extractable text (scanned pdf?)")
+    notes = tuple(dict.fromkeys(n for _, page_notes in fixed for n in page_notes)) + repaired
     return _Extracted(text, guess_title(text, stem), "", notes)
 
 

@@ -183,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--questions", default=None,
                    help="question file in the dev set's format (default: eval/dev.jsonl; eval/holdout.jsonl is "
                         "the held-out set)")
+    p.add_argument("--corpora", nargs="?", const="all", default=None,
+                   help="every corpus of eval/corpora.toml (or a comma-separated few) with each of its "
+                        "question sets, side by side, with a breakdown by document format")
     p.add_argument("--reports", default="reports", help="folder for the Markdown report and chart")
     p.set_defaults(func=cmd_eval)
 

@@ -38,6 +38,7 @@ import re
 import sys
 import tempfile
 import time
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +55,7 @@ K = 10
 HIT_KS = (1, 3, 5, 10)
 DEFAULT_CHUNK_SIZES = (200, 450)
 DEV_PATH = ROOT / "eval" / "dev.jsonl"
-GROUPS = ("kind", "style", "script")
+GROUPS = ("kind", "style", "script", "format")
 BENCH_SETUPS = ("bm25", "dense", "hybrid")
 
 
@@ -107,7 +108,10 @@ def overlaps(a: Span, b: Span) -> bool:
 
 
 def locate(quote: str, text: str) -> list[tuple[int, int]]:
-    """Every ``(start, end)`` where ``quote`` occurs in ``text`` (``text.find`` repeatedly)."""
+    """Every ``(start, end)`` where ``quote`` occurs in ``text`` (``text.find`` repeatedly); when
+    it occurs nowhere as written, where it occurs ignoring whitespace and compatibility forms
+    (NFKC: full-/half-width, Kangxi radicals), so a quote written as a reader sees a PDF's text
+    finds the span of the document's text it stands for."""
     out: list[tuple[int, int]] = []
     if not quote:
         return out
@@ -115,7 +119,43 @@ def locate(quote: str, text: str) -> list[tuple[int, int]]:
     while i >= 0:
         out.append((i, i + len(quote)))
         i = text.find(quote, i + 1)
+    if out:
+        return out
+    key = _loose(quote)[0]
+    if not key:
+        return out
+    loose, where = _loose_text(text)
+    i = loose.find(key)
+    while i >= 0:
+        out.append((where[i], where[i + len(key) - 1] + 1))
+        i = loose.find(key, i + 1)
     return out
+
+
+def _loose(text: str) -> tuple[str, list[int]]:
+    """``text`` NFKC-normalised, lower-cased, without whitespace; and for each of its
+    characters the offset in ``text`` it came from."""
+    chars: list[str] = []
+    where: list[int] = []
+    for i, ch in enumerate(text):
+        for c in unicodedata.normalize("NFKC", ch).lower():
+            if not c.isspace():
+                chars.append(c)
+                where.append(i)
+    return "".join(chars), where
+
+
+_LOOSE_CACHE: dict[int, tuple[str, tuple[str, list[int]]]] = {}
+
+
+def _loose_text(text: str) -> tuple[str, list[int]]:
+    cached = _LOOSE_CACHE.get(id(text))
+    if cached is None or cached[0] is not text:
+        cached = (text, _loose(text))
+        if len(_LOOSE_CACHE) > 256:
+            _LOOSE_CACHE.clear()
+        _LOOSE_CACHE[id(text)] = cached
+    return cached[1]
 
 
 def gold_spans(gold: Sequence[Mapping[str, str]], texts: Mapping[str, str],
@@ -242,6 +282,11 @@ class DevQuestion:
     key_points: tuple[str, ...]
 
     def group(self, name: str) -> str:
+        if name == "format":  # the format of the document that answers it
+            if not self.gold:
+                return "out of scope"
+            suffix = Path(self.gold[0]["source"]).suffix.lower().lstrip(".")
+            return {"htm": "html", "markdown": "md"}.get(suffix, suffix) or "?"
         return getattr(self, name)
 
 
@@ -445,7 +490,7 @@ def evaluate_retrieval(svc: Any, questions: Sequence[DevQuestion], setup: Setup,
         seconds += time.perf_counter() - t0
         rels = relevance(hits, golds)
         row = {"id": q.id, "kind": q.kind, "style": q.style, "script": q.script,
-               "first_relevant": next((i for i, r in enumerate(rels, 1) if r), None),
+               "format": q.group("format"), "first_relevant": next((i for i, r in enumerate(rels, 1) if r), None),
                "relevant_chunks": n_rel}
         row.update(retrieval_scores(rels, n_rel, gold_recall(hits, golds)))
         per_q.append(row)
@@ -485,7 +530,8 @@ def evaluate_answers(svc: Any, questions: Sequence[DevQuestion], progress: bool 
         if not all(valid) and warn:
             warn(f"{q.id}: {len(valid) - sum(valid)} citation(s) are not exact slices")
         row: dict[str, Any] = {
-            "id": q.id, "kind": q.kind, "style": q.style, "script": q.script, "in_scope": q.in_scope,
+            "id": q.id, "kind": q.kind, "style": q.style, "script": q.script, "format": q.group("format"),
+            "in_scope": q.in_scope,
             "answered": bool(a.get("answered")), "citations": len(cits),
             "citations_valid": all(valid), "markers_ok": citation_markers_ok(a),
             "citation_hit": None, "key_point_coverage": None, "key_point_coverage_quotes": None,
@@ -1060,11 +1106,155 @@ def print_dev(res: Mapping[str, Any]) -> None:
         print(f"warning: {w}")
 
 
+# -- several corpora side by side --------------------------------------------------------------
+CORPORA_FILE = ROOT / "eval" / "corpora.toml"
+
+
+def load_corpora(path: Path = CORPORA_FILE) -> dict[str, dict[str, Any]]:
+    import tomllib
+
+    with open(path, "rb") as fh:
+        raw = tomllib.load(fh)
+    out = {}
+    for name, c in raw.items():
+        out[name] = {
+            "corpus": (ROOT / c["corpus"]).resolve(),
+            "questions": [(ROOT / q).resolve() for q in c.get("questions", [])],
+            "config": c.get("config", {}),
+        }
+    return out
+
+
+def corpus_config(config: Config, name: str, spec: Mapping[str, Any]) -> Config:
+    """``config`` pointed at corpus ``name``: its folder, its own index under the data folder
+    (the bundled corpus keeps the configured index), and the corpus's config overrides."""
+    changes: dict[str, Any] = {}
+    if Path(spec["corpus"]).resolve() != Path(config.corpus_dir).resolve():
+        changes["corpus_dir"] = Path(spec["corpus"])
+        changes["index_dir"] = Path(config.data_dir) / "cache" / "eval" / f"index-{name}"
+    for section, values in (spec.get("config") or {}).items():
+        if isinstance(values, dict):
+            changes.update({f"{section}__{k}": tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+        else:
+            changes[section] = values
+    return config.replace(**changes) if changes else config
+
+
+def evaluate_corpora(config: Config, names: Sequence[str] | None = None,
+                     progress: bool = False) -> dict[str, Any]:
+    """Each corpus of ``eval/corpora.toml`` (or those in ``names``) with each of its question
+    sets, through the configured service and setup: summary figures side by side and a
+    breakdown by document format. A corpus whose folder is missing is skipped, named."""
+    from kb.service import KnowledgeService, run_ingest
+
+    t0 = time.perf_counter()
+    corpora = load_corpora()
+    unknown = sorted(set(names or []) - set(corpora))
+    if unknown:
+        raise ValueError(f"unknown corpus {unknown[0]!r}: eval/corpora.toml has {', '.join(corpora)}")
+    runs: list[dict[str, Any]] = []
+    skipped: dict[str, str] = {}
+    for name, spec in corpora.items():
+        if names and name not in names:
+            continue
+        if not Path(spec["corpus"]).is_dir():
+            skipped[name] = f"corpus folder {spec['corpus']} is missing"
+            continue
+        cfg = corpus_config(config, name, spec)
+        _say(progress, f"{name}: indexing {cfg.corpus_dir} ...")
+        run_ingest(cfg, progress=False)
+        svc = KnowledgeService(cfg, progress=False)
+        for qpath in spec["questions"]:
+            if not qpath.exists():
+                skipped[f"{name}/{qpath.name}"] = f"question file {qpath} is missing"
+                continue
+            _say(progress, f"{name}: {qpath.relative_to(ROOT) if qpath.is_relative_to(ROOT) else qpath}")
+            res = evaluate_dev(svc, setups=[config_setup_name(cfg)], dev_path=qpath, answers=True)
+            runs.append({"corpus": name, "questions_file": str(qpath), "set": qpath.stem, "result": res})
+    return {"runs": runs, "skipped": skipped, "seconds": round(time.perf_counter() - t0, 1)}
+
+
+CORPORA_ROWS = (
+    ("questions (in scope / out)", None),
+    ("hit@5", "hit@5"),
+    ("citation validity", "citation_validity"),
+    ("citation hit", "citation_hit"),
+    ("key points", "key_point_coverage"),
+    ("out-of-scope refused", "oos"),
+    ("in-scope refused", "ins"),
+)
+
+
+def _corpora_cell(res: Mapping[str, Any], key: str | None) -> str:
+    ans = res.get("answers") or {}
+    if key is None:
+        return f"{res['in_scope']} / {res['out_of_scope']}"
+    if key == "oos":
+        return f"{ans.get('refused_out_of_scope', 0)}/{res['out_of_scope']}"
+    if key == "ins":
+        return f"{ans.get('refused_in_scope', 0)}/{res['in_scope']}"
+    return fmt(res["summary"].get(key))
+
+
+def corpora_tables(out: Mapping[str, Any]) -> tuple[list[str], list[list[Any]], list[list[Any]]]:
+    """The side-by-side summary (metric rows, one column per corpus/set) and the per-format rows."""
+    runs = out["runs"]
+    header = ["", *[f"{r['corpus']} {r['set']}" for r in runs]]
+    rows = [[label, *[_corpora_cell(r["result"], key) for r in runs]] for label, key in CORPORA_ROWS]
+    fmt_rows = []
+    for r in runs:
+        for v, c in r["result"]["breakdown"]["format"].items():
+            fmt_rows.append([f"{r['corpus']} {r['set']}", v, c["n"], c.get("hit@5"), c.get("citation_hit"),
+                             c.get("key_point_coverage"), c.get("refusal_accuracy")])
+    return header, rows, fmt_rows
+
+
+FORMAT_HEADER = ["corpus / set", "format", "n", "hit@5", "cite hit", "key points", "refusal acc"]
+
+
+def print_corpora(out: Mapping[str, Any]) -> None:
+    header, rows, fmt_rows = corpora_tables(out)
+    print(text_table(header, rows))
+    print()
+    print(text_table(FORMAT_HEADER, fmt_rows))
+    for name, why in out["skipped"].items():
+        print(f"skipped {name}: {why}")
+    for r in out["runs"]:
+        res = r["result"]
+        misses = [q for q in (res.get("answers") or {}).get("per_question", [])
+                  if q["in_scope"] == (not q["answered"]) or (q["in_scope"] and not q["citation_hit"])]
+        wrong_refusals = [q["id"] for q in misses if q["in_scope"] and not q["answered"]]
+        answered_oos = [q["id"] for q in misses if not q["in_scope"] and q["answered"]]
+        no_cite = [q["id"] for q in misses if q["in_scope"] and q["answered"] and not q["citation_hit"]]
+        print(f"{r['corpus']} {r['set']}: answered out of scope: {', '.join(answered_oos) or 'none'}; "
+              f"refused in scope: {', '.join(wrong_refusals) or 'none'}; "
+              f"no gold citation: {', '.join(no_cite) or 'none'}")
+        for w in res.get("warnings", []):
+            print(f"  warning: {w}")
+
+
+def write_corpora_report(out: Mapping[str, Any], reports: Path) -> dict[str, Path]:
+    reports.mkdir(parents=True, exist_ok=True)
+    header, rows, fmt_rows = corpora_tables(out)
+    md = ["# Quality per corpus", "", md_table(header, rows), "", "## By document format", "",
+          md_table(FORMAT_HEADER, fmt_rows), ""]
+    md += [f"- skipped {n}: {w}" for n, w in out["skipped"].items()]
+    paths = {"markdown": reports / "corpora.md", "json": reports / "corpora.json"}
+    paths["markdown"].write_text("\n".join(md) + "\n", encoding="utf-8")
+    paths["json"].write_text(json.dumps(out, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
+    return paths
+
+
 def main(config: Config, args: Any) -> int:
     """``kb eval``: the dev set, or ``--bench NAME`` a public set; writes the report files."""
     reports = Path(getattr(args, "reports", None) or "reports")
     setups = parse_setups(getattr(args, "setups", "") or None)
-    if getattr(args, "bench", None):
+    if getattr(args, "corpora", None) is not None:
+        names = [n for n in args.corpora.split(",") if n and n != "all"]
+        res = evaluate_corpora(config, names or None, progress=True)
+        print_corpora(res)
+        paths = write_corpora_report(res, reports)
+    elif getattr(args, "bench", None):
         res = evaluate_bench(config, args.bench, getattr(args, "limit", None), setups, progress=True)
         header, rows = bench_rows(res)
         print(f"{res['bench']}: {res['passages']} passages, {res['queries']} queries")

@@ -308,7 +308,8 @@ def test_evaluate_dev_end_to_end(tiny_kb, tmp_path: Path):
     s = res["summary"]
     assert s["hit@5"] == setups[res["main_setup"]]["hit@5"]
     assert s["refusal_accuracy"] == ans["refusal_accuracy"]
-    assert set(res["breakdown"]) == {"kind", "style", "script"}
+    assert set(res["breakdown"]) == {"kind", "style", "script", "format"}
+    assert set(res["breakdown"]["format"]) <= {"txt", "md", "out of scope"}  # the tiny corpus's formats
     assert res["breakdown"]["script"]["traditional"]["n"] == 1
     assert res["warnings"] == []
     json.dumps(res)  # the whole result is JSON-serialisable

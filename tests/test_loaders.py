@@ -192,12 +192,16 @@ def test_utf8_bom_is_stripped(tmp_path: Path) -> None:
     assert doc.title == "第一篇:市场部与销售部的争吵"
 
 
-def test_crlf_newlines_are_kept(tmp_path: Path) -> None:
+def test_crlf_and_cr_line_ends_become_lf(tmp_path: Path) -> None:
+    """Quotes and citations never carry a raw \\r: the document's text has \\n line ends."""
     text = "营销总部的职能\r\n第一行内容\r\n\r\n第二行内容\r\n"
     for encoding in ("utf-8", "gbk"):
         doc = load(tmp_path, f"crlf-{encoding}.txt", text.encode(encoding))
-        assert doc.text == text
+        assert doc.text == text.replace("\r\n", "\n")
+        assert "\r" not in doc.text
         assert doc.title == "营销总部的职能"
+    doc = load(tmp_path, "cr.md", "标题一\r正文内容\r".encode())
+    assert doc.text == "标题一\n正文内容\n"
 
 
 def test_utf16_with_bom(tmp_path: Path) -> None:
