@@ -66,14 +66,26 @@ def _key(line: str) -> str:
     return _DIGITS.sub("#", " ".join(line.split()))
 
 
-def furniture(pages: list[list[str]]) -> set[str]:
-    """Keys of lines that recur near the edges of at least half the pages (two or more)."""
+def _edge_keys(lines: list[str]) -> dict[int, tuple[str, int, str]]:
+    """For each line near the top or bottom of a page, its key: the side, how far from the
+    edge, and its text with digits masked ("第 3 页" and "第 4 页" are one line)."""
+    out: dict[int, tuple[str, int, str]] = {}
+    for i in range(min(_EDGE_LINES, len(lines))):
+        out[i] = ("top", i, _key(lines[i]))
+    for j in range(min(_EDGE_LINES, len(lines))):
+        i = len(lines) - 1 - j
+        out.setdefault(i, ("bottom", j, _key(lines[i])))
+    return out
+
+
+def furniture(pages: list[list[str]]) -> set[tuple[str, int, str]]:
+    """Edge keys that recur on at least half the pages (two or more): headers and footers sit
+    at the same place on every page, body text does not."""
     if len(pages) < 2:
         return set()
-    seen: Counter[str] = Counter()
+    seen: Counter[tuple[str, int, str]] = Counter()
     for lines in pages:
-        edge = lines[:_EDGE_LINES] + lines[-_EDGE_LINES:]
-        seen.update({_key(x) for x in edge if x.strip()})
+        seen.update({k for k in _edge_keys(lines).values() if k[2]})
     need = max(2, (len(pages) + 1) // 2)
     return {k for k, n in seen.items() if n >= need}
 
@@ -101,17 +113,17 @@ def repair_pages(pages: list[str]) -> tuple[str, tuple[str, ...]]:
     for page in pages:
         text, n = fix_lookalikes(page)
         fixed_chars += n
-        split.append([x.rstrip() for x in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")])
+        lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        split.append([x.rstrip() for x in lines if x.strip()])
     drop = furniture(split)
     dropped = 0
     lines: list[tuple[str, float]] = []  # (line, its page's full width)
     for page_lines in split:
+        edges = _edge_keys(page_lines)
         kept = []
         for i, line in enumerate(page_lines):
-            at_edge = i < _EDGE_LINES or i >= len(page_lines) - _EDGE_LINES
-            if not line.strip():
-                continue
-            if at_edge and (_key(line) in drop or _PAGE_NUMBER.match(line.strip())):
+            key = edges.get(i)
+            if key is not None and (key in drop or _PAGE_NUMBER.match(line.strip())):
                 dropped += 1
                 continue
             kept.append(line)
@@ -132,9 +144,10 @@ def repair_pages(pages: list[str]) -> tuple[str, tuple[str, ...]]:
         out.append((line, full))
     notes = []
     if fixed_chars:
-        notes.append(f"{fixed_chars} look-alike code points (Kangxi radicals, compatibility forms) mapped")
+        notes.append(f"{fixed_chars} look-alike code point{'s' if fixed_chars != 1 else ''} (Kangxi radicals, "
+                     "compatibility forms) mapped")
     if dropped:
-        notes.append(f"{dropped} running header/footer lines dropped")
+        notes.append(f"{dropped} running header/footer line{'s' if dropped != 1 else ''} dropped")
     if joined:
-        notes.append(f"{joined} lines broken at the page width joined")
+        notes.append(f"{joined} line{'s' if joined != 1 else ''} broken at the page width joined")
     return "\n".join(x for x, _ in out), tuple(notes)

@@ -1,0 +1,125 @@
+"""Documents of other shapes than the bundled web copies, made in the tests: a statute (章/条/款,
+(一)(二) items), a CRLF Markdown guide, a PDF with running headers, footers and lines broken at
+the page width. Ingest must give their structure (section paths that name the article) and
+their repaired text (offsets into it, no look-alike code points, no raw ``\\r``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ingest.chunk import ChunkSettings, chunk_document
+from ingest.clean import find_noise
+from ingest.loaders import load_document
+from ingest.pdftext import fix_lookalikes, repair_pages
+
+STATUTE = """# 中华人民共和国示例劳动法
+
+2018年12月29日 第十三届全国人民代表大会常务委员会第七次会议修正
+
+## 第一章 总则
+
+第一条 为了保护劳动者的合法权益，制定本法。
+
+## 第二章 劳动合同
+
+第十九条 劳动合同应当以书面形式订立，并具备以下条款：
+
+（一）劳动合同期限；
+
+（二）工作内容；
+
+（三）劳动报酬。
+
+劳动合同除前款规定的必备条款外，当事人可以协商约定其他内容。
+
+第二十条 试用期最长不得超过六个月。
+"""
+
+
+def chunks_of(tmp_path: Path, name: str, data: bytes):
+    path = tmp_path / name
+    path.write_bytes(data)
+    doc = load_document(path, tmp_path)
+    return doc, chunk_document(doc, find_noise(doc.text), ChunkSettings())
+
+
+def test_statute_sections_name_the_article_and_keep_its_items(tmp_path):
+    doc, chunks = chunks_of(tmp_path, "劳动法.md", STATUTE.encode())
+    by_text = {c.text.splitlines()[0]: c for c in chunks}
+    art19 = next(c for c in chunks if "第十九条" in c.text)
+    assert art19.section == "中华人民共和国示例劳动法 > 第二章 劳动合同 > 第十九条"
+    # the article's items and its second paragraph (款) are in its chunk, not sections of their own
+    for part in ("（一）劳动合同期限", "（三）劳动报酬", "当事人可以协商约定其他内容"):
+        assert part in art19.text
+    art20 = next(c for c in chunks if "第二十条" in c.text)
+    assert art20.section.endswith("第二章 劳动合同 > 第二十条")
+    # the date line is text of the title section, never a heading of its own
+    assert not any("2018年12月29日" in c.section for c in chunks)
+    assert all(doc.text[c.start:c.end] == c.text for c in chunks)
+    assert by_text
+
+
+def test_crlf_markdown_guide_has_no_carriage_returns(tmp_path):
+    guide = "## 如何帮助不合格员工\r\n\r\n### 1. 明确期望\r\n\r\n- 与员工一起设定具体目标。\r\n- 每周检查一次进度。\r\n"
+    doc, chunks = chunks_of(tmp_path, "guide.md", guide.encode())
+    assert "\r" not in doc.text
+    assert chunks and all("\r" not in c.text for c in chunks)
+    assert any(c.section.endswith("1. 明确期望") for c in chunks)
+
+
+def test_lookalike_code_points_are_mapped():
+    text, n = fix_lookalikes("⽤⼈单位⽀付⼯资，⼈⺠政府有关部⻔；ﬁle")
+    assert text == "用人单位支付工资，人民政府有关部门；file"
+    assert n == 8
+
+
+def test_running_headers_footers_and_wrapped_lines_are_repaired():
+    bodies = ["用人单位应当按照规定支付劳动者的工资，不得克扣或者无故拖欠劳动\n者的工资。",
+              "劳动者在法定休假日期间，用人单位应当依法支付工资，不得以任何理由\n拒绝支付。",
+              "用人单位安排劳动者延长工作时间的，应当按照国家规定支付加班工资\n和补贴。"]
+    pages = [f"2026/12/1 10:00 员工手册\n第{i}条 {body}\nhttp://hr.example/handbook {i}/3"
+             for i, body in enumerate(bodies, 1)]
+    text, notes = repair_pages(pages)
+    assert "员工手册" not in text and "http" not in text
+    assert text.splitlines() == [f"第{i}条 {body.replace(chr(10), '')}" for i, body in enumerate(bodies, 1)]
+    assert any("header/footer" in n for n in notes) and any("joined" in n for n in notes)
+
+
+def test_a_line_that_opens_an_item_is_not_joined():
+    page = ("第十八条 有下列情形之一的，劳动者可以与用人单位解除劳动合同，并且应当提前三十日以书面形式通知\n"
+            "(一)劳动者与用人单位协商一致的；\n(二)劳动者提前30日以书面形式通知用人单位的；")
+    text, _ = repair_pages([page])
+    assert text.splitlines()[1] == "(一)劳动者与用人单位协商一致的；"
+
+
+def test_pdf_made_here_is_repaired_and_structured(tmp_path):
+    pytest.importorskip("reportlab")
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+    from reportlab.pdfgen import canvas
+
+    pdfmetrics.registerFont(UnicodeCIDFont("STSong-Light"))
+    path = tmp_path / "工资支付规定.pdf"
+    c = canvas.Canvas(str(path))
+    articles = [("第一章 总则", "第一条", "为了规范工资支付行为，保障劳动者获得劳动报酬的权利，根据劳动", "法，制定本规定。"),
+                ("第二章 工资支付", "第五条", "用人单位应当按照规定支付劳动者的工资，不得克扣或者无故拖欠劳", "动者的工资。"),
+                ("第三章 附则", "第九条", "本规定自发布之日起施行，由本单位人力资源部门负责解释和组织实", "施。")]
+    for i, (chapter, article, line1, line2) in enumerate(articles, 1):
+        c.setFont("STSong-Light", 10)
+        c.drawString(40, 810, "2026/12/1 10:00 工资支付规定")
+        c.drawString(40, 720, chapter)
+        c.drawString(40, 700, f"{article} {line1}")
+        c.drawString(40, 685, line2)
+        c.drawString(40, 30, f"http://hr.example/pay.html {i}/3")
+        c.showPage()
+    c.save()
+    doc = load_document(path, tmp_path)
+    assert "http://hr.example" not in doc.text and "2026/12/1" not in doc.text
+    assert "不得克扣或者无故拖欠劳动者的工资。" in doc.text  # joined across the wrap
+    assert "组织实施。" in doc.text
+    chunks = chunk_document(doc, find_noise(doc.text), ChunkSettings())
+    art5 = next(c for c in chunks if "第五条" in c.text)
+    assert art5.section.endswith("第二章 工资支付 > 第五条")
+    assert all(doc.text[c.start:c.end] == c.text for c in chunks)
