@@ -774,29 +774,70 @@ def _clean_html_title(strings: Iterable[str]) -> str:
     return _WHITESPACE.sub(" ", " ".join(strings)).strip()[:TITLE_MAX_CHARS].rstrip()
 
 
-def _html_tree_pieces(root: etree._Element) -> list[str]:
-    """Visible text pieces of an lxml tree in document order, walked without recursion.
+# class or id of an element that is page furniture, not content (readability's rule of thumb)
+_HTML_BOILERPLATE = re.compile(
+    r"breadcrumb|crumb|(?:^|[-_ ])nav|menu|footer|sidebar|related|recommend|comment|share|social"
+    r"|advert|(?:^|[-_ ])ads?(?:$|[-_ ])|banner|cookie|popup|modal|subscribe|pager|pagination|toolbar",
+    re.I,
+)
+_HTML_HEADINGS = {f"h{n}": n for n in range(1, 7)}
 
-    Dropped elements (script, style, nav, ...) contribute only their tail; block elements
-    are wrapped in line-break sentinels, ``<br>`` is one, and newlines inside ``<pre>``
-    become one each.
+
+def _html_content_root(root: etree._Element) -> etree._Element:
+    """The page's main content: its ``<main>``, ``<article>`` or ``role="main"`` element when it
+    has one with text (HTML5's own markers), else the whole page."""
+    for path in ("//main", "//article", "//*[@role='main']"):
+        for element in root.xpath(path):
+            if "".join(element.itertext()).strip():
+                return element
+    return root
+
+
+def _is_boilerplate(node: etree._Element) -> bool:
+    marks = f"{node.get('class') or ''} {node.get('id') or ''}".strip()
+    return bool(marks) and bool(_HTML_BOILERPLATE.search(marks))
+
+
+def _html_tree_pieces(root: etree._Element) -> list[str]:
+    """Visible text pieces of the page's main content in document order, walked without
+    recursion.
+
+    Dropped elements (script, style, nav, ...) and furniture (breadcrumbs, related-article
+    lists, share bars: by class or id) contribute only their tail; block elements are
+    wrapped in line-break sentinels, ``<br>`` is one, and newlines inside ``<pre>`` become
+    one each. Structure is kept in the text the way Markdown writes it: ``h1``–``h6`` open
+    with ``#``…``######``, list items with ``-`` (``1.``, ``2.`` … in an ``<ol>``).
     """
     pieces: list[str] = []
     in_pre = 0
-    stack: list[tuple[etree._Element, bool]] = [(root, False)]
+    counters: list[int] = []  # item numbers of the open <ol>/<ul> (0 = unordered)
+    stack: list[tuple[etree._Element, bool]] = [(_html_content_root(root), False)]
     while stack:
         node, closing = stack.pop()
-        tag = node.tag if isinstance(node.tag, str) else ""
-        if closing or not tag or tag in _HTML_DROP_TAGS:
+        tag = node.tag.lower() if isinstance(node.tag, str) else ""
+        if closing or not tag or tag in _HTML_DROP_TAGS or (tag not in ("html", "body") and _is_boilerplate(node)):
             if closing and tag in _HTML_BLOCK_TAGS:
                 pieces.append(_LINE_BREAK)
             if closing and tag == "pre":
                 in_pre -= 1
+            if closing and tag in ("ol", "ul") and counters:
+                counters.pop()
             if node.tail:
                 pieces.append(_html_string(node.tail, in_pre))
             continue
         if tag == "br" or tag in _HTML_BLOCK_TAGS:
             pieces.append(_LINE_BREAK)
+        if tag in _HTML_HEADINGS:
+            pieces.append("#" * _HTML_HEADINGS[tag] + " ")
+        elif tag in ("ol", "ul"):
+            start = (node.get("start") or "").strip()
+            counters.append(int(start) - 1 if tag == "ol" and start.isdigit() else 0)
+        elif tag == "li":
+            if counters and _is_ordered(node):
+                counters[-1] += 1
+                pieces.append(f"{counters[-1]}. ")
+            else:
+                pieces.append("- ")
         if tag == "pre":
             in_pre += 1
         if node.text:
@@ -804,6 +845,11 @@ def _html_tree_pieces(root: etree._Element) -> list[str]:
         stack.append((node, True))
         stack.extend((child, False) for child in reversed(node))
     return pieces
+
+
+def _is_ordered(li: etree._Element) -> bool:
+    parent = li.getparent()
+    return parent is not None and isinstance(parent.tag, str) and parent.tag.lower() == "ol"
 
 
 def _html_string(text: str, in_pre: int) -> str:

@@ -513,7 +513,7 @@ HTML = """<!DOCTYPE html>
 def test_html_visible_text_with_declared_charset(tmp_path: Path) -> None:
     doc = load(tmp_path, "page.html", HTML.encode("gbk"))
     assert doc.text == (
-        "市场部的职责\n市场部负责品牌建设，以及市场调研。\n第一条\n第二条\n部门\n职责"
+        "# 市场部的职责\n市场部负责品牌建设，以及市场调研。\n- 第一条\n- 第二条\n部门\n职责"
     )
     for hidden in ("secret", "脚本", "color", "导航", "页眉", "版权", "注释", "管理文库"):
         assert hidden not in doc.text
@@ -521,10 +521,25 @@ def test_html_visible_text_with_declared_charset(tmp_path: Path) -> None:
     assert (doc.kind, doc.encoding) == ("html", "gb18030")
 
 
+def test_html_main_content_and_structure(tmp_path: Path) -> None:
+    """Only the page's <main>/<article> is content; breadcrumbs and related-article lists (by
+    class) are not; headings and list items keep their structure the way Markdown writes it."""
+    page = (
+        '<html><body><div class="breadcrumb">首页 &gt; 制度</div><header>站点名称</header>'
+        "<main><h2>请假流程</h2><ol><li>填写请假单</li><li>主管审批</li></ol>"
+        '<ul><li>病假须附证明</li></ul><div class="related-articles"><p>相关文章：年假规定</p></div>'
+        "</main><aside>广告位</aside><footer>版权</footer></body></html>"
+    )
+    doc = load(tmp_path, "leave.html", page.encode())
+    assert doc.text == "## 请假流程\n1. 填写请假单\n2. 主管审批\n- 病假须附证明"
+    page = '<body><div id="nav-menu">菜单</div><p>正文一</p><div class="share-bar">分享</div><p>正文二</p></body>'
+    assert load(tmp_path, "plain.html", page.encode()).text == "正文一\n正文二"
+
+
 def test_htm_without_charset_or_title(tmp_path: Path) -> None:
     body = f"<h1>營銷管理</h1><p>{TRADITIONAL}</p><p>第二段內容</p>"
     doc = load(tmp_path, "page.htm", body.encode("big5"))
-    assert doc.text == f"營銷管理\n{TRADITIONAL}\n第二段內容"
+    assert doc.text == f"# 營銷管理\n{TRADITIONAL}\n第二段內容"
     assert doc.title == "營銷管理"
     assert (doc.kind, doc.encoding) == ("html", "big5")
 
@@ -570,7 +585,7 @@ def test_deep_html_still_drops_hidden_parts_and_finds_h1(tmp_path: Path) -> None
         + "正文<br>第二行"
     )
     doc = load(tmp_path, "deep.htm", page.encode())
-    assert doc.text == "深处的标题\n正文\n第二行"
+    assert doc.text == "# 深处的标题\n正文\n第二行"
     assert doc.title == "深处的标题"  # inline tags are gone, so no space where <b> was
 
 
