@@ -46,6 +46,7 @@ class IngestResult:
     removed: list[str] = field(default_factory=list)  # gone since the previous run
     duplicates: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    doc_timings: dict[str, dict[str, float]] = field(default_factory=dict)  # source -> stage -> s
     fingerprint: str = ""
 
     @property
@@ -213,6 +214,7 @@ def ingest_corpus(
         else:
             for stage, seconds in (o.seconds or {}).items():
                 timings[stage] += seconds
+            result.doc_timings[source] = dict(o.seconds or {})
             for note in o.document.notes:
                 result.notes.append(Skipped(source, note))
             result.records[source] = DocRecord(o.document, o.chunks, o.noise_chars)

@@ -6,7 +6,9 @@ One hostile file must not stall or sink an ingest: a file whose parse runs past
 goes on. Workers are started with ``forkserver``, so they never inherit the parent's threads,
 models or open indexes, and two of them also use both cores for parsing.
 
-``workers=0`` runs in this process, unbounded (tests, debugging).
+``workers=0`` runs in this process, unbounded (tests, debugging). A script that ingests with
+workers must guard its top level with ``if __name__ == "__main__":``, as every program that
+starts processes with ``forkserver`` or ``spawn`` must (the ``kb`` command does).
 """
 
 from __future__ import annotations
