@@ -289,6 +289,44 @@ def _sections(blocks: list[Block]) -> list[_Section]:
     return [s for s in sections if s.blocks]
 
 
+@dataclass(frozen=True)
+class Heading:
+    """One heading of a document's outline: ``text[start:end]`` is its line, ``label`` what it
+    names (the line without its Markdown marks), ``level`` its depth (1 = outermost),
+    ``parent`` the index of the heading it sits under (-1 at the top), ``path`` the section
+    path it opens."""
+
+    start: int
+    end: int
+    label: str
+    level: int
+    parent: int
+    path: str
+
+    def to_list(self) -> list:
+        return [self.start, self.end, self.label, self.level, self.parent, self.path]
+
+
+def document_outline(doc: Document, noise: list[Noise], settings: ChunkSettings) -> list[Heading]:
+    """The document's headings as a tree, from the same blocks and the same level rule the
+    chunker uses (a heading style's level is the order in which the document first uses it),
+    so an outline entry and the chunks under it always agree."""
+    levels: dict[str, int] = {}
+    stack: list[int] = []  # indexes into out
+    out: list[Heading] = []
+    for b in segment_blocks(doc, noise, settings):
+        if b.kind != "heading":
+            continue
+        level = levels.setdefault(b.style, len(levels) + 1)
+        while stack and out[stack[-1]].level >= level:
+            stack.pop()
+        parent = stack[-1] if stack else -1
+        path = " > ".join([out[i].label for i in stack] + [b.label])
+        out.append(Heading(b.start, b.end, b.label, level, parent, path))
+        stack.append(len(out) - 1)
+    return out
+
+
 def split_long(text: str, base: int, max_chars: int) -> list[tuple[int, int]]:
     """Cut ``text`` (starting at offset ``base``) into spans of at most ``max_chars``, at
     sentence ends; a sentence longer than that is cut at clause ends, and only a clause longer

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ingest.chunk import ChunkSettings
+from ingest.chunk import ChunkSettings, Heading
 from ingest.clean import RULES
 from ingest.dedup import mark_duplicates
 from ingest.loaders import SUPPORTED_SUFFIXES
@@ -34,6 +34,7 @@ class DocRecord:
     document: Document
     chunks: list[Chunk]
     noise_chars: int = 0
+    outline: list[Heading] = field(default_factory=list)  # the document's headings as a tree
 
 
 @dataclass
@@ -217,7 +218,7 @@ def ingest_corpus(
             result.doc_timings[source] = dict(o.seconds or {})
             for note in o.document.notes:
                 result.notes.append(Skipped(source, note))
-            result.records[source] = DocRecord(o.document, o.chunks, o.noise_chars)
+            result.records[source] = DocRecord(o.document, o.chunks, o.noise_chars, o.outline or [])
             result.processed.append(source)
     result.skipped.sort(key=lambda s: s.source)
     timings["parse_wall"] = wall

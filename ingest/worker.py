@@ -24,7 +24,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingest.chunk import ChunkSettings, chunk_document
+from ingest.chunk import ChunkSettings, Heading, chunk_document, document_outline
 from ingest.clean import find_noise
 from ingest.loaders import LoadError, load_document
 from ingest.models import Chunk, Document
@@ -51,6 +51,7 @@ class FileOutcome:
     noise_chars: int = 0
     skipped: str = ""
     seconds: dict[str, float] | None = None
+    outline: list[Heading] | None = None
 
 
 def process_file(source: str, path: str, corpus: str, settings: ChunkSettings,
@@ -73,6 +74,7 @@ def process_file(source: str, path: str, corpus: str, settings: ChunkSettings,
         noise = find_noise(doc.text)
         t2 = time.perf_counter()
         chunks = chunk_document(doc, noise, settings)
+        outline = document_outline(doc, noise, settings)
     except MemoryError:
         return FileOutcome(source, skipped=f"needs more than {limits.memory_mb:,} MB to chunk (not read)")
     t3 = time.perf_counter()
@@ -80,7 +82,7 @@ def process_file(source: str, path: str, corpus: str, settings: ChunkSettings,
         return FileOutcome(source, skipped="no content left after cleaning")
     return FileOutcome(
         source, doc, chunks, sum(n.end - n.start for n in noise),
-        seconds={"load": t1 - t0, "clean": t2 - t1, "chunk": t3 - t2},
+        seconds={"load": t1 - t0, "clean": t2 - t1, "chunk": t3 - t2}, outline=outline,
     )
 
 

@@ -123,3 +123,32 @@ def test_pdf_made_here_is_repaired_and_structured(tmp_path):
     art5 = next(c for c in chunks if "第五条" in c.text)
     assert art5.section.endswith("第二章 工资支付 > 第五条")
     assert all(doc.text[c.start:c.end] == c.text for c in chunks)
+
+
+def test_outline_is_built_at_ingest_and_stored_in_the_index(tmp_path):
+    from conftest import hashing_config
+
+    from kb.index import load_index
+    from kb.service import run_ingest
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    guide = ("# 帮扶措施\n\n## 具体方案\n\n### 培训指导\n\n- 针对性的课程设置\n\n### 能力提升\n\n- 安排实践任务\n\n"
+             "### 跟踪反馈\n\n- 定期检查进度\n\n## 注意事项\n\n保持耐心。\n")
+    (corpus / "guide.md").write_text(guide, encoding="utf-8")
+    (corpus / "劳动法.md").write_text(STATUTE, encoding="utf-8")
+    cfg = hashing_config(tmp_path / "data", corpus)
+    run_ingest(cfg, progress=False)
+    index = load_index(cfg.index_path)
+    heads = index.outline["guide.md"]
+    assert [(h.label, h.level) for h in heads] == [
+        ("帮扶措施", 1), ("具体方案", 2), ("培训指导", 3), ("能力提升", 3), ("跟踪反馈", 3), ("注意事项", 2)]
+    plan = heads[1]
+    assert [h.label for h in heads if h.parent == 1] == ["培训指导", "能力提升", "跟踪反馈"]
+    text = index.documents["guide.md"].text
+    assert text[plan.start:plan.end] == "## 具体方案" and plan.path == "帮扶措施 > 具体方案"
+    statute = [h.label for h in index.outline["劳动法.md"]]
+    assert statute[:3] == ["中华人民共和国示例劳动法", "第一章 总则", "第二章 劳动合同"]
+    # a re-ingest reuses the stored outline with the unchanged documents
+    result, _ = run_ingest(cfg, progress=False)
+    assert result.processed == [] and result.records["guide.md"].outline == heads
