@@ -146,6 +146,6 @@ def wire_events(ui: ChatUI, handlers: ChatHandlers) -> None:
 
 def build_chat(service: KnowledgeService, feedback: FeedbackStore) -> gr.Blocks:
     app = service.config.app
-    ui = build_layout(app.title, app.welcome, list(app.starters), service.documents())
+    ui = build_layout(app.title, app.welcome, list(service.starters), service.documents())
     wire_events(ui, ChatHandlers(service, feedback))
     return ui.blocks

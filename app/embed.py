@@ -2,7 +2,8 @@
 calls ``/api/ask`` and ``/api/documents``. ``/embed?q=...`` sends that question on load.
 
 Who may frame it is ``config.app.embed_origins`` (``Content-Security-Policy:
-frame-ancestors``); the page itself may only load from and talk to this server."""
+frame-ancestors``); the page itself may only load from and talk to this server. Its title,
+welcome and starters are the chat page's (``service.config.app``, ``service.starters``)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
 from app.render import fill_template, json_for_html
-from kb.config import Config
+from kb.service import KnowledgeService
 
 TEMPLATE = Path(__file__).resolve().parent / "static" / "embed.html"
 
@@ -26,12 +27,13 @@ def embed_csp(frame_ancestors: list[str]) -> str:
     )
 
 
-def make_embed_router(config: Config, static_prefix: str, frame_ancestors: list[str]) -> APIRouter:
+def make_embed_router(service: KnowledgeService, static_prefix: str, frame_ancestors: list[str]) -> APIRouter:
+    config = service.config
     router = APIRouter(include_in_schema=False)
     settings = {
         "title": config.app.title,
         "welcome": config.app.welcome,
-        "starters": list(config.app.starters),
+        "starters": list(service.starters),
         "maxQuestionChars": config.answer.max_question_chars,
     }
     values = {

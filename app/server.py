@@ -73,7 +73,7 @@ def create_app(config: Config, service: KnowledgeService | None = None) -> FastA
                        routes=lambda: app.routes)
     install_docs(app, config.app.title)
     app.include_router(make_router(service, feedback))
-    app.include_router(make_embed_router(config, STATIC_PREFIX, embed_origins))
+    app.include_router(make_embed_router(service, STATIC_PREFIX, embed_origins))
     app.include_router(make_faq_admin_router(service, STATIC_PREFIX))  # /trainers, /api/admin/faq
     app.include_router(make_viewer_router(service, STATIC_PREFIX))
     app.mount(STATIC_PREFIX, StaticFiles(directory=STATIC_DIR), name="kb-static")

@@ -16,6 +16,7 @@ FAISS index chosen the way ``kb.index`` chooses it, so its latency, not its qual
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pickle
@@ -366,9 +367,13 @@ def scale_run(svc: Any, questions: Sequence[str], qcache: QueryCache, embed_ques
         rows["embed"].append(timed(lambda n=norm: svc.embedder.embed_queries([n]))[0])
         rows["bm25s_plain"].append(timed(lambda t=toks or ["市场"]: bm.retrieve([t], k=10, show_progress=False))[0])
         rows["search"].append(timed(lambda q=q: retr.search(q, k=5, mode="hybrid"))[0])
-    # ask at scale: the service answers from the big index (its units are the corpus's)
-    old_index, old_retr = svc.index, svc.retriever
+    # ask at scale: the service answers from the big index (its units are the corpus's), with
+    # an answerer given the big index and its retriever
+    from kb.answer import make_answerer
+
+    old = svc.index, svc.retriever, svc.answerer
     svc.index, svc.retriever = big, retr
+    svc.answerer = make_answerer(cfg.answer, dataclasses.replace(svc.answer_parts, index=big, retriever=retr))
     try:
         for q in questions:
             rows["ask"].append(timed(lambda q=q: ask_quietly(svc, q))[0])
@@ -376,7 +381,7 @@ def scale_run(svc: Any, questions: Sequence[str], qcache: QueryCache, embed_ques
         for q in questions:
             rows["ask_no_embed"].append(timed(lambda q=q: ask_quietly(svc, q))[0])
     finally:
-        svc.index, svc.retriever = old_index, old_retr
+        svc.index, svc.retriever, svc.answerer = old
     return {
         "distractors": len(passages), "distractor_chars": sum(len(p.text) for p in passages),
         "chunks": len(chunks), "vector_index": kind, "flat_index_max": cfg.retrieval.flat_index_max,

@@ -13,6 +13,12 @@ overrides any field by section, e.g.::
 
 Environment variables override a few deployment settings: ``KB_ADMIN_TOKEN``, ``KB_DATA_DIR``.
 
+What belongs to the knowledge base rather than to the code (the chat's title, welcome and
+starter questions, follow-up entities, glossary, user dictionary, FAQ calibration cases) is
+read from its domain folder, ``domain_dir`` (``kb.domain``; default ``domains/bundled/``, the
+bundled corpus's). Settings given here override the domain's; ``domain_dir = ""`` means none:
+a generic title and welcome, starters from the corpus's own headings, no glossary.
+
 The file is validated (pydantic, over these dataclasses): an unknown section or key, or a value
 of the wrong type, is refused with a ``ConfigError`` naming the file, the key and what is
 expected, never taken silently (``cors_origins = "https://x"`` is not a list of origins).
@@ -30,9 +36,14 @@ from typing import Any
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from ingest.chunk import ChunkSettings
+from kb.domain import DomainError, load_domain
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGE_DATA = Path(__file__).resolve().parent / "data"
+PACKAGE_DATA = Path(__file__).resolve().parent / "data"  # generic: stop words, an empty user dictionary
+BUNDLED_DOMAIN = ROOT / "domains" / "bundled"  # the bundled corpus's domain folder
+# what the chat says when neither the config nor the domain folder says otherwise
+GENERIC_TITLE = "知识库助手"
+GENERIC_WELCOME = "你好！我可以回答关于知识库中文档的问题，每条回答都附有原文出处。"
 
 
 _STRICT = ConfigDict(extra="forbid")
@@ -101,14 +112,12 @@ class AnswerSettings:
 @dataclass(frozen=True)
 class AppSettings:
     __pydantic_config__ = _STRICT
-    title: str = "市场与销售管理知识助手"
-    welcome: str = "你好！我可以回答关于市场部与销售部职责分工、协作与冲突的问题，每条回答都附有原文出处。"
-    starters: tuple[str, ...] = (
-        "市场部和销售部为什么会发生冲突？",
-        "市场部经理的职责有哪些？",
-        "市场部和销售部的冲突怎么解决？",
-        "銷售管理與營銷管理有什麼區別？",
-    )
+    # empty / unset: the domain folder's (domain.toml), else GENERIC_TITLE / GENERIC_WELCOME
+    title: str = ""
+    welcome: str = ""
+    # unset: the domain folder's, else questions made from the corpus's headings (chosen by
+    # the service once the index is loaded: ``KnowledgeService.starters``); [] = none
+    starters: tuple[str, ...] | None = None
     embed_origins: tuple[str, ...] = ("'self'",)  # frame-ancestors allowed to embed /embed
     cors_origins: tuple[str, ...] = ()
     admin_token: str = ""
@@ -146,14 +155,25 @@ class FaqSettings:
     log_retention_days: int = 180
 
 
+# the value of a setting left unset, which Config.__post_init__ fills from the domain folder
+_UNSET: dict[str, Any] = {"glossary": None, "userdict": None, "app__title": "", "app__welcome": "",
+                          "app__starters": None}
+
+
 @dataclass(frozen=True)
 class Config:
+    """Every setting. Once built, ``domain`` holds the domain folder's contents
+    (``kb.domain.Domain``: its follow-up entities, calibration file …) and the settings left
+    unset (glossary, userdict, app title, welcome, starters) hold the domain's values."""
+
     __pydantic_config__ = _STRICT
     corpus_dir: Path = ROOT / "corpus"
     data_dir: Path = ROOT / "data"
     index_dir: Path | None = None  # default: data_dir / "index"
-    glossary: Path = PACKAGE_DATA / "glossary.tsv"
-    userdict: Path = PACKAGE_DATA / "userdict.txt"
+    # the knowledge base's domain folder (kb/domain.py, domains/README.md); None / "" = none
+    domain_dir: Path | None = BUNDLED_DOMAIN
+    glossary: Path | None = None  # default: the domain's glossary.tsv (none without one)
+    userdict: Path | None = None  # default: the domain's userdict.txt, else an empty one
     stopwords: Path = PACKAGE_DATA / "stopwords.txt"
     max_file_bytes: int = 50 * 1024 * 1024
     # a docx (a zip) whose parts unpack to more than this is refused as a zip bomb
@@ -166,15 +186,48 @@ class Config:
     app: AppSettings = field(default_factory=AppSettings)
     faq: FaqSettings = field(default_factory=FaqSettings)
 
+    def __post_init__(self) -> None:
+        """Fills what was left unset from the domain folder, then generic defaults, and keeps
+        the folder's contents as ``self.domain`` (a ``kb.domain.Domain``). The names filled are
+        remembered, so that ``replace`` fills them again (from the new folder, if it changes)."""
+        domain_dir = self.domain_dir
+        if isinstance(domain_dir, str):  # built directly, not validated
+            domain_dir = Path(domain_dir) if domain_dir else None
+        try:
+            domain = load_domain(domain_dir)
+        except DomainError as e:
+            raise ConfigError(str(e)) from None
+        top: dict[str, Any] = {"domain_dir": domain_dir}
+        if self.glossary is None:
+            top["glossary"] = domain.glossary
+        if self.userdict is None:
+            top["userdict"] = domain.userdict or PACKAGE_DATA / "userdict.txt"  # jieba needs a file
+        app: dict[str, Any] = {}
+        if not self.app.title:
+            app["title"] = domain.title or GENERIC_TITLE
+        if not self.app.welcome:
+            app["welcome"] = domain.welcome or GENERIC_WELCOME
+        if self.app.starters is None:
+            app["starters"] = domain.starters  # None still: the service takes heading questions
+        if app:
+            top["app"] = dataclasses.replace(self.app, **app)
+        for name, value in top.items():
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "domain", domain)
+        filled = [n for n in top if n in _UNSET] + [f"app__{n}" for n in app]
+        object.__setattr__(self, "_filled", tuple(filled))
+
     @property
     def index_path(self) -> Path:
         return self.index_dir or self.data_dir / "index"
 
     def replace(self, **changes: Any) -> Config:
-        """A copy with top-level fields or ``section__field`` values changed."""
+        """A copy with top-level fields or ``section__field`` values changed. What came from
+        the domain folder is read again (from the new one, when ``domain_dir`` changes)."""
         top: dict[str, Any] = {}
         nested: dict[str, dict[str, Any]] = {}
-        for key, value in changes.items():
+        refill = {k: _UNSET[k] for k in getattr(self, "_filled", ()) if k.split("__")[0] not in changes}
+        for key, value in {**refill, **changes}.items():
             if "__" in key:
                 section, name = key.split("__", 1)
                 nested.setdefault(section, {})[name] = value
@@ -186,7 +239,7 @@ class Config:
 
 
 _SECTIONS = ("chunking", "ingest", "embedder", "retrieval", "answer", "app", "faq")
-_PATHS = ("corpus_dir", "data_dir", "index_dir", "glossary", "userdict", "stopwords")
+_PATHS = ("corpus_dir", "data_dir", "index_dir", "domain_dir", "glossary", "userdict", "stopwords")
 
 
 def _error_text(e: ValidationError, where: str) -> str:
@@ -230,7 +283,9 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> Config:
             raise ConfigError(f"config {path} is not valid TOML: {e}") from None
         base = Path(path).resolve().parent
         for key, value in raw.items():
-            if key in _PATHS and isinstance(value, str):
+            if key == "domain_dir" and value == "":
+                data[key] = None  # no domain folder
+            elif key in _PATHS and isinstance(value, str):
                 data[key] = (base / value).resolve()
             else:
                 data[key] = value
@@ -240,6 +295,8 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> Config:
     if os.environ.get("KB_ADMIN_TOKEN"):
         env["app__admin_token"] = os.environ["KB_ADMIN_TOKEN"]
     for key, value in [*env.items(), *((k, v) for k, v in overrides.items() if v is not None)]:
+        if key == "domain_dir" and value == "":
+            value = None  # no domain folder
         if "__" in key:
             section, name = key.split("__", 1)
             target = data.setdefault(section, {})
@@ -250,4 +307,7 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> Config:
     try:
         return TypeAdapter(Config).validate_python(data)
     except ValidationError as e:
+        for err in e.errors():  # a domain folder that cannot be read: its own message
+            if isinstance((err.get("ctx") or {}).get("error"), ConfigError):
+                raise ConfigError(f"{where}: {err['ctx']['error']}") from None
         raise ConfigError(_error_text(e, where)) from None

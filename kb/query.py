@@ -23,8 +23,11 @@ _QW = re.compile(
 _PUNCT = re.compile(r"[?？!！。,，、:：;；\"'“”‘’()（）\[\]【】<>《》…·~～]+")
 
 
-def load_glossary(path: Path) -> list[tuple[str, ...]]:
-    """Synonym groups from a TSV file (one group per line; ``#`` comments)."""
+def load_glossary(path: Path | None) -> list[tuple[str, ...]]:
+    """Synonym groups from a TSV file (one group per line; ``#`` comments); none for ``None``
+    (a domain without a glossary)."""
+    if path is None:
+        return []
     groups = []
     for line in Path(path).read_text(encoding="utf-8").splitlines():
         line = line.strip()

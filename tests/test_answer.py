@@ -14,7 +14,8 @@ from ingest.normalize import script_of, to_simplified
 from kb.answer import make_answerer
 from kb.answer.base import NOT_COVERED
 from kb.answer.extractive import contrast_sides, question_shape
-from kb.answer.followup import resolve_followup
+from kb.answer.followup import FollowupResolver
+from kb.config import load_config
 from kb.service import BadQuestion
 
 ANSWER_KEYS = {"question", "answered", "answer", "citations", "source_kind", "related",
@@ -42,7 +43,7 @@ def lead_line(answer: dict) -> str:
 def with_threshold(service, min_confidence: float):
     """The service's answerer with another refusal threshold (the same index and models)."""
     settings = dataclasses.replace(service.config.answer, min_confidence=min_confidence)
-    return make_answerer(settings, service)
+    return make_answerer(settings, service.answer_parts)
 
 
 # -- the contract, on the tiny corpus --------------------------------------------------------------
@@ -111,6 +112,10 @@ def chat(*turns: str) -> list[dict]:
     return [{"role": roles[i % 2], "content": t} for i, t in enumerate(turns)]
 
 
+# the bundled domain's follow-up entities (domains/bundled/domain.toml)
+resolve_followup = FollowupResolver(load_config(None).domain.entities).resolve
+
+
 def test_followup_swaps_the_entity():
     history = chat("市场部的职责有哪些？", "……")
     assert resolve_followup("那销售部呢?", history) == "销售部的职责有哪些？"
@@ -133,6 +138,24 @@ def test_followup_pronoun_takes_both_entities():
 def test_followup_accepts_question_answer_pairs():
     history = [{"question": "市场部经理的职责有哪些？", "answer": MANAGER_ANSWER}]
     assert resolve_followup("第一点具体说说", history) == "全面计划、安排、管理市场部工作;"
+
+
+@pytest.mark.parametrize(
+    ("previous", "question", "resolved"),
+    [
+        # no entity listed: the previous question's noun with the same head character is swapped
+        ("病假须提前几天申请？", "那年假呢？", "年假须提前几天申请？"),
+        ("住宿费可以报销多少？", "那交通费呢？", "交通费可以报销多少？"),
+        # ...and with none of the same kind, the new one is added to the previous question
+        ("病假须提前几天申请？", "那加班呢？", "加班 病假须提前几天申请？"),
+        # "它" refers to the previous question's noun phrase when it has exactly one
+        ("病假须提前几天申请？", "它需要谁审批？", "病假需要谁审批？"),
+        ("员工请病假要走什么流程？", "它需要谁审批？", "它需要谁审批？"),  # three: ambiguous, left
+    ],
+)
+def test_followup_without_entities_uses_noun_phrases(segmenter, previous, question, resolved):
+    resolver = FollowupResolver((), segmenter.tokenizer)
+    assert resolver.resolve(question, chat(previous, "……")) == resolved
 
 
 @pytest.mark.parametrize(

@@ -1,22 +1,22 @@
-"""Answerers: one interface (``base.Answerer``), one module per implementation."""
+"""Answerers: one interface (``base.Answerer``), one module per implementation, each given
+the parts it uses (``base.AnswerParts``)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kb.answer.base import Answer, Answerer, Citation
+from kb.answer.base import Answer, Answerer, AnswerParts, Citation
 
 if TYPE_CHECKING:
     from kb.config import AnswerSettings
-    from kb.service import KnowledgeService
 
 
-def make_answerer(settings: AnswerSettings, service: KnowledgeService) -> Answerer:
+def make_answerer(settings: AnswerSettings, parts: AnswerParts) -> Answerer:
     if settings.answerer == "extractive":
         from kb.answer.extractive import ExtractiveAnswerer
 
-        return ExtractiveAnswerer(service, settings)
+        return ExtractiveAnswerer(parts, settings)
     raise ValueError(f"unknown answerer {settings.answerer!r}: use 'extractive'")
 
 
-__all__ = ["Answer", "Answerer", "Citation", "make_answerer"]
+__all__ = ["Answer", "AnswerParts", "Answerer", "Citation", "make_answerer"]

@@ -1,9 +1,17 @@
-"""The answer contract shared by every answerer and every adapter."""
+"""The answer contract shared by every answerer and every adapter, and the parts an answerer
+works with (``AnswerParts``, built by ``kb.service.KnowledgeService`` and handed in)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from kb.embed.base import Embedder
+    from kb.index import KnowledgeIndex
+    from kb.query import QueryProcessor
+    from kb.retriever import HybridRetriever
+    from kb.segment import Segmenter
 
 NOT_COVERED = "知识库中没有找到相关内容。"
 
@@ -34,6 +42,18 @@ class Answer:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class AnswerParts:
+    """What an answerer works with, and nothing else of the service."""
+
+    index: KnowledgeIndex  # passages, their sentence units and vectors, documents
+    retriever: HybridRetriever  # the question's passages
+    segmenter: Segmenter  # BM25 tokens of the question; its jieba tokenizer for the scope guard
+    embedder: Embedder  # embeds the suggested questions
+    queries: QueryProcessor  # its glossary groups count as known words
+    starters: tuple[str, ...] = ()  # the chat's starter questions, suggested first on a refusal
 
 
 class Answerer(Protocol):

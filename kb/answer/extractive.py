@@ -12,19 +12,16 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ingest.normalize import in_script, normalize, script_of
-from kb.answer.base import NOT_COVERED, Answer, Citation
+from kb.answer.base import NOT_COVERED, Answer, AnswerParts, Citation
 from kb.answer.scope import ScopeGuard
 from kb.answer.structure import ANNOUNCER, DocumentStructure
+from kb.answer.suggest import heading_questions
 from kb.config import AnswerSettings
 from kb.units import strip_marker
-
-if TYPE_CHECKING:
-    from kb.service import KnowledgeService
 
 log = logging.getLogger(__name__)
 SHAPES = ("list", "why", "how", "difference", "definition", "fact")
@@ -119,10 +116,10 @@ def shorten(text: str, limit: int = _POINT_MAX, terms: list[str] | None = None) 
 class ExtractiveAnswerer:
     id = "extractive"
 
-    def __init__(self, service: KnowledgeService, settings: AnswerSettings):
-        self.svc = service
+    def __init__(self, parts: AnswerParts, settings: AnswerSettings):
+        self.parts = parts
         self.settings = settings
-        idx = service.index
+        idx = parts.index
         # document frequencies from the BM25 matrix, for weighting query-term coverage
         self._df = {}
         scores = idx.bm25.scores
@@ -134,7 +131,7 @@ class ExtractiveAnswerer:
         self._n_docs = max(len(idx.chunks), 1)
         self.structure = DocumentStructure(idx)
         self.scope = ScopeGuard(
-            service.segmenter.tokenizer, idx.bm25.vocab_dict, [t for group in service.queries.groups for t in group]
+            parts.segmenter.tokenizer, idx.bm25.vocab_dict, [t for group in parts.queries.groups for t in group]
         )
         self._suggestions: list[str] | None = None
         self._suggestion_vectors: np.ndarray | None = None
@@ -149,7 +146,7 @@ class ExtractiveAnswerer:
         Weight 0.25 measured on the dev set: the best unit of the top five passages is a gold
         one for .516 -> .540 of questions, citation hit .863 -> .879, nothing lost; weights of
         0.5 and more gained less or lost."""
-        idx = self.svc.index
+        idx = self.parts.index
         n = len(idx.units)
         if self._suggestion_vectors is None or not len(self._suggestion_vectors) or not n:
             return np.zeros(n, np.float32)
@@ -165,7 +162,7 @@ class ExtractiveAnswerer:
 
     def coverage(self, tokens: list[str], rows: list[int]) -> float:
         """IDF-weighted share of the question's terms found in the given chunks."""
-        chunks = self.svc.index.chunks
+        chunks = self.parts.index.chunks
         return self._idf_share(tokens, " ".join(chunks[r].section + chunks[r].text for r in rows))
 
     def _idf_share(self, tokens: list[str], text: str) -> float:
@@ -187,13 +184,13 @@ class ExtractiveAnswerer:
     # -- answering -----------------------------------------------------------------------------
     def answer(self, question: str, resolved: str) -> Answer:
         t0 = time.perf_counter()
-        svc = self.svc
-        idx = svc.index
-        retrieval = svc.retriever.retrieve(resolved, k=self.settings.passages)
+        parts = self.parts
+        idx = parts.index
+        retrieval = parts.retriever.retrieve(resolved, k=self.settings.passages)
         t1 = time.perf_counter()
         rows = retrieval.rows
         qvec = retrieval.vector
-        tokens = svc.segmenter.tokens(retrieval.query.lexical)
+        tokens = parts.segmenter.tokens(retrieval.query.lexical)
         script = script_of(question)
 
         # the passages' units, plus the next passage of the top three: a list introduced at the
@@ -282,7 +279,7 @@ class ExtractiveAnswerer:
         0.95)."""
         if not scored:
             return []
-        idx = self.svc.index
+        idx = self.parts.index
         order = sorted(scored, key=lambda u: -scored[u])
         best = scored[order[0]]
         if rows:
@@ -311,7 +308,7 @@ class ExtractiveAnswerer:
                    strict: bool = False, shape: str = "list", tokens: list[str] | None = None) -> tuple[list[int], str]:
         """The list (numbered items under one heading) that best answers the question: its
         heading or lead line should match the question, and its items should too."""
-        idx = self.svc.index
+        idx = self.parts.index
         lists: dict[tuple[int, int], list[int]] = {}
         for u in scored:
             unit = idx.units[u]
@@ -364,7 +361,7 @@ class ExtractiveAnswerer:
         base = self._pick_sentences(scored, 3, rows)
         if not sides:
             return base
-        idx = self.svc.index
+        idx = self.parts.index
         chosen: list[int] = []
         # a sentence that sets the two sides against each other says the difference outright
         # ("市场部门的任务是解决…好卖的问题;销售部门的任务是解决…")
@@ -393,7 +390,7 @@ class ExtractiveAnswerer:
         elsewhere, its best sentence is added (it is what retrieval trusts most). The next
         passages add their best sentence when it matches nearly as well as the best point.
         Not used for whole-list answers, which stand on their own."""
-        idx = self.svc.index
+        idx = self.parts.index
         out = list(chosen)
         best = max((scored.get(u, 0.0) for u in chosen), default=0.0)
         for rank, row in enumerate(rows[: 1 + self.settings.extra_passages]):
@@ -412,7 +409,7 @@ class ExtractiveAnswerer:
     # -- composing -----------------------------------------------------------------------------
     def _compose(self, chosen: list[int], shape: str, topic: str, script: str,
                  scored: dict[int, float], terms: list[str]) -> tuple[str, list[Citation]]:
-        idx = self.svc.index
+        idx = self.parts.index
         # points in document order within each source, sources by first appearance
         first_seen: dict[str, int] = {}
         for i, u in enumerate(chosen):
@@ -486,7 +483,7 @@ class ExtractiveAnswerer:
     def _introduces(self, text: str, rest: list[list[int]]) -> bool:
         """Whether ``text`` announces the points after it: it ends in a colon or names a count
         ("…以下五个方面的工作"), and the points after it are list items."""
-        idx = self.svc.index
+        idx = self.parts.index
         return (len(text) <= _POINT_MAX and bool(ANNOUNCER.search(text.strip()))
                 and all(idx.units[run[0]].kind == "item" for run in rest))
 
@@ -522,12 +519,10 @@ class ExtractiveAnswerer:
         )
 
     def suggestions(self) -> list[str]:
-        """Questions the knowledge base can answer: the configured starters plus questions made
+        """Questions the knowledge base can answer: the chat's starters plus questions made
         from section headings."""
         if self._suggestions is None:
-            from kb.answer.suggest import heading_questions
-
-            qs = list(self.svc.config.app.starters) + heading_questions(self.svc.index)
+            qs = list(self.parts.starters) + heading_questions(self.parts.index)
             self._suggestions = list(dict.fromkeys(qs))
         return self._suggestions
 
@@ -536,7 +531,7 @@ class ExtractiveAnswerer:
         if not qs:
             return []
         if self._suggestion_vectors is None:
-            self._suggestion_vectors = self.svc.embedder.embed_queries([normalize(q) for q in qs])
+            self._suggestion_vectors = self.parts.embedder.embed_queries([normalize(q) for q in qs])
         if qvec is None:
             return qs[:n]
         sims = self._suggestion_vectors @ qvec

@@ -1,23 +1,29 @@
 """Resolve a follow-up question ("那销售部呢?", "第二点具体说说", "它们的考核有什么不同") against
-the previous turns of the conversation, before retrieval."""
+the previous turns of the conversation, before retrieval.
+
+What a follow-up may swap or refer back to are the domain's entities (``[followup] entities``
+in the domain folder's ``domain.toml``). A domain that lists none gets the noun phrases jieba
+finds in the previous question instead: "那年假呢?" after "病假须提前几天申请?" swaps the noun
+with the same head character (假: Chinese compounds are head-final), and "它…" refers to the
+previous question's noun phrase when it has exactly one."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+
+import jieba
 
 from ingest.normalize import to_simplified
 
-# entities a follow-up can swap or refer to, longest first
-ENTITIES = (
-    "市场部经理助理", "市场部经理", "销售部经理", "销售经理", "营销总部", "市场部门", "销售部门",
-    "市场部", "销售部", "营销部", "研发部", "财务部", "人力资源部", "生产部", "客服部",
-    "销售管理", "营销管理", "销售人员", "业务员", "经销商",
-)
-_ENTITY = re.compile("|".join(map(re.escape, ENTITIES)))
 _NUM = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10}
 _SWAP = re.compile(r"^(?:那么?|那个|还有|再说说|再问一下)?\s*(.{2,12}?)\s*(?:呢|怎么样|如何|又如何|的呢)[?？。!！]*$")
 _POINT = re.compile(r"第\s*([一二两三四五六七八九十\d]+)\s*[点條条个個项項]")
 _PRONOUN = re.compile(r"(它们|他们|她们|它|两者|二者|两个部门|这两个部门|这两者|双方|这个|那个|其)")
+# what may refer to a single noun phrase found by part-of-speech tagging ("这个" more often
+# means the problem just described than a noun of the question)
+_SINGULAR = re.compile(r"它(?!们)")
+_NOUN = ("n",)  # jieba flags n, nr, ns, nt, nz, ng …
 
 
 def _turns(history: list) -> list[tuple[str, str, list]]:
@@ -54,36 +60,77 @@ def _point_text(answer_md: str, n: int) -> str | None:
     return None
 
 
-def resolve_followup(question: str, history: list) -> str:
-    """The question to retrieve for: ``question`` itself unless it only makes sense with the
-    previous turns, in which case those are folded in."""
-    turns = _turns(history)
-    prev_q = _last(turns, "user")
-    if not prev_q:
-        return question
-    prev = to_simplified(prev_q[0]).strip()
-    q = to_simplified(question).strip()
+class FollowupResolver:
+    """``entities``: what a follow-up may swap or refer to (longest match first);
+    ``tokenizer``: the segmenter's jieba tokenizer (its dictionary keeps domain words whole),
+    for the noun phrases that stand in when there are no entities."""
 
-    m = _POINT.search(q)
-    prev_a = _last(turns, "assistant")
-    if m and prev_a and len(q) <= 20:
-        raw = m.group(1)
-        n = int(raw) if raw.isdigit() else _NUM.get(raw, 0)
-        point = _point_text(prev_a[0], n)
-        if point:
-            return point
+    def __init__(self, entities: Iterable[str] = (), tokenizer: jieba.Tokenizer | None = None):
+        names = dict.fromkeys(to_simplified(e).strip() for e in entities)
+        self.entities = tuple(sorted((e for e in names if e), key=len, reverse=True))
+        self._entity = re.compile("|".join(map(re.escape, self.entities))) if self.entities else None
+        self._tokenizer = tokenizer
+        self._pos = None  # jieba.posseg.POSTokenizer, made on first use (it reads jieba's dictionary)
 
-    m = _SWAP.match(q)
-    if m and len(q) <= 14:
-        new = m.group(1)
-        old = _ENTITY.search(prev)
-        if old and _ENTITY.fullmatch(new) or (old and len(new) <= 6):
-            return prev[: old.start()] + new + prev[old.end():]
-        return f"{new} {prev}"
+    def noun_phrases(self, text: str) -> list[str]:
+        """Runs of nouns in ``text``, two characters or more, in order, without repeats."""
+        if self._tokenizer is None:
+            return []
+        if self._pos is None:
+            import jieba.posseg
 
-    if _PRONOUN.search(q) and not _ENTITY.search(q):
-        entities = list(dict.fromkeys(e.group(0) for e in _ENTITY.finditer(prev)))
-        if entities:
-            who = "和".join(entities[:2])
+            self._pos = jieba.posseg.POSTokenizer(self._tokenizer)
+        out: list[str] = []
+        run = ""
+        for pair in [*self._pos.cut(text), None]:
+            if pair is not None and pair.flag.startswith(_NOUN):
+                run += pair.word
+                continue
+            if len(run) >= 2 and run not in out:
+                out.append(run)
+            run = ""
+        return out
+
+    def _entities_in(self, text: str) -> list[re.Match]:
+        return list(self._entity.finditer(text)) if self._entity else []
+
+    def resolve(self, question: str, history: list) -> str:
+        """The question to retrieve for: ``question`` itself unless it only makes sense with
+        the previous turns, in which case those are folded in."""
+        turns = _turns(history)
+        prev_q = _last(turns, "user")
+        if not prev_q:
+            return question
+        prev = to_simplified(prev_q[0]).strip()
+        q = to_simplified(question).strip()
+
+        m = _POINT.search(q)
+        prev_a = _last(turns, "assistant")
+        if m and prev_a and len(q) <= 20:
+            raw = m.group(1)
+            n = int(raw) if raw.isdigit() else _NUM.get(raw, 0)
+            point = _point_text(prev_a[0], n)
+            if point:
+                return point
+
+        named = self._entities_in(prev)
+        m = _SWAP.match(q)
+        if m and len(q) <= 14:
+            new = m.group(1)
+            old = named[0] if named else None
+            if old and (len(new) <= 6 or self._entity.fullmatch(new)):
+                return prev[: old.start()] + new + prev[old.end():]
+            if not self.entities:  # a noun phrase of the same kind (the same head character)
+                same = [p for p in self.noun_phrases(prev) if p[-1] == new[-1] and p != new]
+                if same:
+                    return prev.replace(same[0], new, 1)
+            return f"{new} {prev}"
+
+        if named and _PRONOUN.search(q) and not self._entities_in(q):
+            who = "和".join(list(dict.fromkeys(e.group(0) for e in named))[:2])
             return _PRONOUN.sub(who, q, count=1)
-    return question
+        if not self.entities and _SINGULAR.search(q):
+            nouns = self.noun_phrases(prev)
+            if len(nouns) == 1:
+                return _SINGULAR.sub(nouns[0], q, count=1)
+        return question

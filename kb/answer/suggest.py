@@ -1,10 +1,12 @@
 """Questions the knowledge base can answer, made from its section headings and list leads.
 
-Used for "related questions" when a question is refused, and as FAQ candidates."""
+Used for "related questions" when a question is refused, as FAQ candidates, and as the chat's
+starter questions when the domain names none."""
 
 from __future__ import annotations
 
 import re
+from itertools import zip_longest
 
 from ingest.normalize import to_simplified
 from kb.units import strip_marker
@@ -35,14 +37,32 @@ def question_for(label: str) -> str | None:
     return None
 
 
-def heading_questions(index) -> list[str]:
-    """Questions from the heading lines of the index (whole lines the chunker recognised as
-    headings, not labels cut from long paragraphs), in document order, without repeats."""
-    out: list[str] = []
+def _heading_questions(index) -> list[tuple[str, str]]:
+    """(source, question) for the heading lines of the index (whole lines the chunker
+    recognised as headings, not labels cut from long paragraphs), in document order."""
+    out = []
     for i, unit in enumerate(index.units):
         if unit.kind != "heading":
             continue
         q = question_for(index.unit_text(i))
-        if q and q not in out:
-            out.append(q)
+        if q:
+            out.append((index.chunks[unit.chunk].source, q))
     return out
+
+
+def heading_questions(index) -> list[str]:
+    """Questions from the heading lines of the index, in document order, without repeats."""
+    return list(dict.fromkeys(q for _, q in _heading_questions(index)))
+
+
+def starter_questions(index, n: int = 4) -> list[str]:
+    """``n`` heading questions to start a chat with when none are configured: each document's
+    first, then each one's second, and so on, so that they show what the whole corpus covers."""
+    by_source: dict[str, list[str]] = {}
+    seen: set[str] = set()
+    for source, q in _heading_questions(index):
+        if q not in seen:
+            seen.add(q)
+            by_source.setdefault(source, []).append(q)
+    rounds = zip_longest(*by_source.values())
+    return [q for row in rounds for q in row if q][:n]

@@ -218,9 +218,16 @@ def cmd_check(args, config_fn) -> int:
 
 
 def cmd_calibrate(args, config_fn) -> int:
+    from kb.domain import load_calibration
     from kb.faq.calibrate import calibrate
 
-    report = calibrate(_service(config_fn(args)))
+    cfg = config_fn(args)
+    if cfg.domain.calibration is None:
+        where = cfg.domain.folder or "none configured: set domain_dir"
+        print(f"kb faq calibrate: no calibration cases: write calibration.toml in the domain folder "
+              f"({where}; format in domains/README.md)", file=sys.stderr)
+        return 2
+    report = calibrate(_service(cfg).faq, load_calibration(cfg.domain.calibration))
     if args.json:
         print(json.dumps(report, ensure_ascii=False, indent=2))
         return 0

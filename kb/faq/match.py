@@ -25,14 +25,13 @@ import re
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from ingest.normalize import normalize
 from kb.embed.base import Embedder
 from kb.faq.store import FaqEntry
-from kb.query import QUESTION_WORDS, load_glossary
+from kb.query import QUESTION_WORDS
 from kb.segment import Segmenter
 
 SOFT_DF = 0.5  # a word in at least half of the passages (部门, 公司 here) is not distinctive
@@ -98,17 +97,6 @@ class Vocabulary:
         self._passages: list[str] | None = None  # normalised on first use
         self._df: dict[str, float] = {}
         self._lock = threading.Lock()
-
-    @classmethod
-    def from_service(cls, service) -> Vocabulary:
-        cfg = service.config
-        glossary = load_glossary(cfg.glossary) if Path(cfg.glossary).exists() else []
-        domain = [
-            line.split()[0] for line in Path(cfg.userdict).read_text(encoding="utf-8").splitlines()
-            if line.strip() and not line.startswith("#")
-        ] if Path(cfg.userdict).exists() else []
-        passages = [f"{c.section}\n{c.text}" for c in service.index.chunks]
-        return cls(service.segmenter, glossary, domain, passages)
 
     def df(self, word: str) -> float:
         """Share of the passages containing ``word``."""

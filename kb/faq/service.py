@@ -2,6 +2,7 @@
 entries, the ask log, suggestions and curation. Every method returns JSON-serialisable data,
 so the CLI, the web admin tab and the HTTP API are thin adapters over it.
 
+It is given the parts it uses (``FaqParts``), built by ``kb.service.KnowledgeService``.
 An admin adapter checks ``kb.faq.auth.check_admin(service.config, token)`` first, then calls
 ``service.faq``: ``list``, ``get``, ``topics``, ``add``, ``edit``, ``approve``, ``reject``,
 ``merge``, ``suggest``, ``usage``, ``export``, ``import_text``, ``check_documents``,
@@ -22,14 +23,33 @@ from kb.answer.base import Answer, Citation
 from kb.faq import curate, exchange
 from kb.faq.citations import citation_from_answer, slices, topic_of
 from kb.faq.match import FaqMatcher, Match, Vocabulary
-from kb.faq.store import FaqEntry, FaqStore, faq_path
+from kb.faq.store import FaqEntry, FaqStore
 from kb.faq.suggest import Draft, document_questions, draft, merge_duplicates
 from kb.faq.usage import cluster_questions, thumbs_down
 
 if TYPE_CHECKING:
-    from kb.service import KnowledgeService
+    from kb.answer.base import Answerer
+    from kb.config import FaqSettings
+    from kb.embed.base import Embedder
+    from kb.index import KnowledgeIndex
+    from kb.segment import Segmenter
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FaqParts:
+    """What the FAQ works with, and nothing else of the service."""
+
+    index: KnowledgeIndex  # documents (citations are checked against them), passages, headings
+    segmenter: Segmenter  # words of questions, for the lexical guard
+    embedder: Embedder  # question vectors
+    answerer: Answerer  # drafts candidate answers from the documents (never from the FAQ)
+    glossary: list[tuple[str, ...]]  # synonym groups: one concept each for the guard
+    domain_words: tuple[str, ...]  # the user dictionary's words: always distinctive
+    settings: FaqSettings
+    store_path: Path  # the FAQ database (faq.sqlite3)
+    feedback_path: Path  # the web chat's feedback database: thumbs-down questions are gaps
 
 
 @dataclass
@@ -43,11 +63,11 @@ class FaqService:
     (an entry citing a changed document is flagged). Nothing is created on disk until
     something is written (a question logged, an entry added)."""
 
-    def __init__(self, service: KnowledgeService):
-        self.svc = service
-        self.settings = service.config.faq
+    def __init__(self, parts: FaqParts):
+        self.parts = parts
+        self.settings = parts.settings
         # the ask log keeps what people typed: rows older than the retention are deleted
-        self.store = FaqStore(faq_path(service.config), log_retention_days=self.settings.log_retention_days)
+        self.store = FaqStore(parts.store_path, log_retention_days=self.settings.log_retention_days)
         self._vocab: Vocabulary | None = None
         self._matcher: FaqMatcher | None = None
         self._lock = threading.RLock()  # re-entrant: `matcher` builds `vocab` under the lock
@@ -57,7 +77,7 @@ class FaqService:
         self.unavailable = ""
         try:
             if self.store.exists:
-                self.flagged_on_load = [e.id for e in curate.check_entries(self.store, service.index.documents)]
+                self.flagged_on_load = [e.id for e in curate.check_entries(self.store, parts.index.documents)]
         except sqlite3.DatabaseError as e:
             self.unavailable = (f"the FAQ database {self.store.path} cannot be read ({e}); curated answers "
                                 "and the ask log are off until it is repaired or moved away")
@@ -69,7 +89,9 @@ class FaqService:
         if self._vocab is None:
             with self._lock:
                 if self._vocab is None:
-                    self._vocab = Vocabulary.from_service(self.svc)
+                    p = self.parts
+                    passages = [f"{c.section}\n{c.text}" for c in p.index.chunks]
+                    self._vocab = Vocabulary(p.segmenter, p.glossary, p.domain_words, passages)
         return self._vocab
 
     @property
@@ -77,7 +99,7 @@ class FaqService:
         if self._matcher is None:
             with self._lock:
                 if self._matcher is None:
-                    self._matcher = FaqMatcher(self.vocab, self.svc.embedder, self.settings.match_threshold)
+                    self._matcher = FaqMatcher(self.vocab, self.parts.embedder, self.settings.match_threshold)
         return self._matcher
 
     def match(self, question: str) -> Match | None:
@@ -96,7 +118,7 @@ class FaqService:
         if m is None:
             return None
         entry = m.entry
-        docs = self.svc.index.documents
+        docs = self.parts.index.documents
         bad = [c for c in entry.citations if not slices(c, docs)]
         if bad:
             curate.flag(self.store, entry.id, f"citation [{bad[0]['n']}] no longer matches {bad[0]['source']}")
@@ -165,14 +187,14 @@ class FaqService:
         from kb.faq.citations import recheck
         from kb.faq.store import check_citations
 
-        rc = recheck(check_citations(citations), self.svc.index.documents)
+        rc = recheck(check_citations(citations), self.parts.index.documents)
         if rc.broken:
             c = rc.broken[0]
             raise ValueError(f"citation [{c['n']}]: {c['source']} has no such quote")
         return rc.citations
 
     def approve(self, entry_id: int, actor: str = "") -> dict:
-        return curate.approve(self.store, entry_id, self.svc.index.documents, actor).to_dict()
+        return curate.approve(self.store, entry_id, self.parts.index.documents, actor).to_dict()
 
     def reject(self, entry_id: int, actor: str = "") -> dict:
         return curate.reject(self.store, entry_id, actor).to_dict()
@@ -184,7 +206,7 @@ class FaqService:
         """Re-check approved entries against the loaded index; returns those flagged now."""
         if not self.store.exists:
             return []
-        return [e.to_dict() for e in curate.check_entries(self.store, self.svc.index.documents)]
+        return [e.to_dict() for e in curate.check_entries(self.store, self.parts.index.documents)]
 
     # -- exchange --------------------------------------------------------------------------------
     def export(self, fmt: str, status: str | list[str] | None = None, topic: str | None = None) -> str:
@@ -231,13 +253,13 @@ class FaqService:
 
         if not drafts:
             return []
-        vectors = self.svc.embedder.embed_queries([normalize(d.question) for d in drafts])
+        vectors = self.parts.embedder.embed_queries([normalize(d.question) for d in drafts])
         return merge_duplicates(drafts, vectors, self.vocab, self.settings.duplicate_threshold)
 
     def suggest_from_documents(self, limit: int | None = None) -> list[dict]:
         """Candidates from headings and list leads, answered by the documents, near-duplicates
         merged; stored as ``candidate`` entries (ones already known are skipped)."""
-        drafts = [d for q in document_questions(self.svc.index) if (d := draft(self.svc, q))]
+        drafts = [d for q in document_questions(self.parts.index) if (d := draft(self.parts, q))]
         return self._store_drafts(self._dedupe(drafts), limit)
 
     def usage(self, limit: int = 50) -> dict:
@@ -245,11 +267,11 @@ class FaqService:
         or thumbs-down questions, grouped the same way}. Each item: question, count, answered,
         refused, from_faq, thumbs_down, variants [[wording, n]], last_asked, comments."""
         rows = self.store.asked() if self.store.exists else []
-        fb = thumbs_down(Path(self.svc.config.data_dir) / "feedback.sqlite3")
+        fb = thumbs_down(self.parts.feedback_path)
         thr = self.settings.cluster_threshold
-        clusters = cluster_questions(rows, self.svc.embedder, thr, self.vocab)
+        clusters = cluster_questions(rows, self.parts.embedder, thr, self.vocab)
         gap_rows = [r for r in rows if not r["answered"]] + fb
-        gaps = cluster_questions(gap_rows, self.svc.embedder, thr, self.vocab)
+        gaps = cluster_questions(gap_rows, self.parts.embedder, thr, self.vocab)
         return {"clusters": [c.to_dict() for c in clusters[:limit]],
                 "gaps": [g.to_dict() for g in gaps[:limit]]}
 
@@ -263,7 +285,7 @@ class FaqService:
         for c in report["clusters"]:
             if c["count"] < min_count or c["refused"] == c["count"] or c["from_faq"] == c["count"]:
                 continue
-            d = draft(self.svc, c["question"])
+            d = draft(self.parts, c["question"])
             if d is None:
                 continue
             d.origin, d.ask_count = "usage", c["count"]
@@ -301,4 +323,4 @@ class FaqService:
         return self.matcher.explain(question)
 
 
-__all__ = ["FaqService", "FaqHit", "citation_from_answer"]
+__all__ = ["FaqParts", "FaqService", "FaqHit", "citation_from_answer"]

@@ -105,14 +105,15 @@ class Draft:
         return frozenset((c["source"], c["start"], c["end"]) for c in self.citations)
 
 
-def draft(service, question: str) -> Draft | None:
-    """The normal answer to ``question`` (no FAQ, not logged), or None when it is refused."""
-    a = service.ask(question, use_faq=False, log=False)
+def draft(parts, question: str) -> Draft | None:
+    """The documents' answer to ``question`` (``parts``: the FAQ's ``FaqParts``; never from the
+    FAQ, not logged), or None when it is refused."""
+    a = parts.answerer.answer(question, question)
     if not a.answered:
         return None
     from kb.faq.citations import citation_from_answer
 
-    docs = service.index.documents
+    docs = parts.index.documents
     cites = [citation_from_answer(c, docs) for c in a.to_dict()["citations"]]
     return Draft(question, a.answer, cites, a.confidence)
 
