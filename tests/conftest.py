@@ -174,7 +174,7 @@ def workplace_service(tmp_path_factory, segmenter):
     from kb.service import KnowledgeService, file_limits
 
     tmp = tmp_path_factory.mktemp("workplace")
-    cfg = load_config(None, data_dir=tmp / "data", corpus_dir=WORKPLACE)
+    cfg = load_config(None, data_dir=tmp / "data", corpus_dir=WORKPLACE, domain_dir="")
     embedder = make_embedder(cfg.embedder)
     result = ingest_corpus(cfg.corpus_dir, cfg.chunking, progress=False, limits=file_limits(cfg))
     build_index(

@@ -152,3 +152,32 @@ def test_outline_is_built_at_ingest_and_stored_in_the_index(tmp_path):
     # a re-ingest reuses the stored outline with the unchanged documents
     result, _ = run_ingest(cfg, progress=False)
     assert result.processed == [] and result.records["guide.md"].outline == heads
+
+
+def test_a_list_made_of_sub_headings_is_answered_whole(tmp_path):
+    from conftest import hashing_config
+
+    from kb.service import KnowledgeService
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    guide = ("# 帮扶措施\n\n帮扶不合格员工需要耐心和方法。\n\n## 具体方案\n\n### 培训指导\n\n- 针对性的课程设置\n- 实践与理论相结合\n\n"
+             "### 能力提升\n\n- 安排实践任务\n- 定期复盘\n\n### 跟踪反馈\n\n- 定期检查进度\n- 及时调整方案\n\n"
+             "## 注意事项\n\n帮扶过程中要保持耐心，尊重员工。\n")
+    (corpus / "guide.md").write_text(guide, encoding="utf-8")
+    (corpus / "劳动法.md").write_text(STATUTE, encoding="utf-8")
+    # hashing similarities are low: a lower refusal threshold suits them
+    cfg = hashing_config(tmp_path / "data", corpus, domain_dir="", answer__min_confidence=0.1)
+    svc = KnowledgeService(cfg, progress=False)
+    a = svc.ask("帮扶员工的具体方案包括哪几块？").to_dict()
+    assert a["answered"]
+    for label in ("培训指导", "能力提升", "跟踪反馈"):
+        assert label in a["answer"]
+    quotes = [c["quote"] for c in a["citations"]]
+    assert quotes == ["培训指导", "能力提升", "跟踪反馈"]
+    text = svc.document("guide.md").text
+    assert all(text[c["start"]:c["end"]] == c["quote"] for c in a["citations"])
+    assert all(c["section"].startswith("帮扶措施 > 具体方案 > ") for c in a["citations"])
+    # a statute's list question is still answered from its article's items
+    b = svc.ask("劳动合同应当具备哪些条款？").to_dict()
+    assert b["answered"] and "劳动报酬" in b["answer"] and "培训指导" not in b["answer"]

@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from ingest.normalize import in_script, normalize, script_of
+from kb.answer import outline
 from kb.answer.base import NOT_COVERED, Answer, AnswerParts, Citation
 from kb.answer.scope import ScopeGuard
 from kb.answer.structure import ANNOUNCER, DocumentStructure
@@ -230,6 +231,18 @@ class ExtractiveAnswerer:
                 label = idx.chunks[idx.units[u].chunk].section.rsplit(" > ", 1)[-1]
                 if idx.units[u].list_id >= 0 and wrong.search(normalize(label)):
                     scored[u] -= WRONG_KIND_PENALTY
+        if shape in ("list", "how"):
+            # a list made of sub-headings: the outline built at ingest answers it whole
+            found = outline.find_list(idx, tokens, rows, resolved, parts.segmenter.tokens)
+            if found is not None:
+                answer_md, citations = outline.compose(idx, found, script)
+                return Answer(
+                    question=question, answered=True, answer=answer_md, citations=citations,
+                    source_kind="documents", related=[],
+                    timings_ms={"retrieve": round((t1 - t0) * 1000, 2),
+                                "compose": round((time.perf_counter() - t1) * 1000, 2)},
+                    resolved_question=resolved, confidence=round(conf, 4),
+                )
         chosen: list[int]
         lead_topic = ""
         announced = self.structure.announced(unit_cos) if shape in ("list", "how", "why", "fact") else None

@@ -8,6 +8,8 @@ or more sub-headings, and its own label names what the question asks about."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ingest.chunk import Heading
@@ -16,6 +18,9 @@ from kb.answer.base import Citation
 
 MAX_CHILDREN = 12  # an outline list longer than this is a table of contents, not an answer
 MIN_TERM_CHARS = 2  # single characters name nothing on their own
+# words with which a question asks for the parts of something ("分为哪几个方面", "哪几块")
+PARTS_CUE = re.compile(r"方面|部分|几块|几类|几种|几个|哪几|分为|分成|类型|维度|板块|组成")
+LIST_CUE = re.compile(PARTS_CUE.pattern + r"|哪些|包括|包含|有什么|都有")
 
 
 @dataclass(frozen=True)
@@ -31,10 +36,33 @@ def _hits(terms: list[str], text: str) -> int:
     return sum(1 for term in terms if term in t)
 
 
-def find_list(index, terms: list[str], rows: list[int], top: int = 3) -> OutlineList | None:
-    """The heading whose sub-headings answer a list question with content ``terms``
-    (normalised question tokens), among the headings above the best ``top`` passages."""
+_NAME_END = re.compile(r"[：:（(—–-]")
+
+
+def heading_name(label: str) -> str:
+    """What a heading names: its label up to a colon or an aside ("具体方案：搭建成长的阶梯"
+    names 具体方案), without a leading number ("1. 培训指导")."""
+    name = _NAME_END.split(label, 1)[0].strip() or label
+    return _NUMBER.sub("", name).strip() or name
+
+
+_NUMBER = re.compile(r"^(?:\d{1,3}[.、．)）]\s*|[一二三四五六七八九十]+[、.．]\s*|第[一二三四五六七八九十百\d]+[章节節篇部分]\s*)")
+
+
+def names_the_question(name_terms: list[str], question: str) -> bool:
+    """The heading's name is what the question asks about: at least half of its words (two
+    characters or more) occur in the question."""
+    words = [w for w in dict.fromkeys(normalize(t) for t in name_terms) if len(w) >= MIN_TERM_CHARS]
+    return bool(words) and sum(1 for w in words if w in question) * 2 >= len(words)
+
+
+def find_list(index, terms: list[str], rows: list[int], question: str,
+              tokenize: Callable[[str], list[str]], top: int = 3) -> OutlineList | None:
+    """The heading whose sub-headings answer a list ``question`` with content ``terms``
+    (normalised question tokens), among the headings above the best ``top`` passages.
+    ``tokenize`` gives the words of a heading's name."""
     terms = [t for t in dict.fromkeys(normalize(x) for x in terms) if len(t) >= MIN_TERM_CHARS]
+    question = normalize(question)
     if not terms:
         return None
     best: OutlineList | None = None
@@ -53,8 +81,14 @@ def find_list(index, terms: list[str], rows: list[int], top: int = 3) -> Outline
             if not 2 <= len(children) <= MAX_CHILDREN:
                 continue
             own = _hits(terms, h.label)
-            if not own:
+            if not own or not names_the_question(tokenize(heading_name(h.label)), question):
                 continue  # the heading itself must name what is asked about
+            if any(names_the_question(tokenize(heading_name(c.label)), question) for c in children):
+                continue  # the question asks about one of its parts, not for the parts
+            if not (PARTS_CUE if h.parent < 0 else LIST_CUE).search(question):
+                # the question must ask for several things; of a document's top heading (its
+                # title), for its parts
+                continue
             # its own words count most, then its ancestors', less for a lower-ranked passage
             score = 2.0 * own + _hits(terms, h.path) - 0.5 * rank + 0.01 * h.level
             if best is None or score > best.score:
