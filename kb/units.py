@@ -106,6 +106,10 @@ def split_units(chunk: Chunk, row: int, first_list_id: int = 0) -> list[Unit]:
             continue
         text = chunk.text[s:e]
         kind, style, _ = classify(text, _SETTINGS)
+        if style == "article":
+            # a statute's article is prose: its first line announces the items under it
+            # ("第三十条 下列医疗费用不纳入…:") or states the rule itself
+            kind = "lead" if text.rstrip()[-1:] in ":：" else "body"
         if kind in ("heading", "lead"):
             units.append(Unit(row, chunk.start + s, chunk.start + e, kind, -1))
             in_list = False

@@ -181,3 +181,18 @@ def test_a_list_made_of_sub_headings_is_answered_whole(tmp_path):
     # a statute's list question is still answered from its article's items
     b = svc.ask("劳动合同应当具备哪些条款？").to_dict()
     assert b["answered"] and "劳动报酬" in b["answer"] and "培训指导" not in b["answer"]
+
+
+def test_an_article_announcing_items_is_a_lead_and_its_items_one_list(tmp_path):
+    from kb.units import split_units
+
+    doc, chunks = chunks_of(tmp_path, "劳动法.md", STATUTE.encode())
+    row, art19 = next((i, c) for i, c in enumerate(chunks) if "第十九条" in c.text)
+    units = split_units(art19, row)
+    first = next(u for u in units if doc.text[u.start:u.end].startswith("第十九条"))
+    assert first.kind == "lead"
+    items = [u for u in units if u.kind == "item"]
+    assert [doc.text[u.start:u.end] for u in items] == ["（一）劳动合同期限；", "（二）工作内容；", "（三）劳动报酬。"]
+    assert len({u.list_id for u in items}) == 1
+    art20 = next((i, c) for i, c in enumerate(chunks) if "第二十条" in c.text)
+    assert [u.kind for u in split_units(art20[1], art20[0])] == ["sentence"]  # a rule, not an item
