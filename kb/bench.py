@@ -180,6 +180,64 @@ def ingest_throughput(cfg: Config, embedder: Any, segmenter: Any, progress: bool
     }
 
 
+# -- ingest by document format -------------------------------------------------------------------
+FORMAT_CORPORA = ("corpus", "../shared/corpora/workplace")  # relative to the repository root
+
+
+def ingest_by_format(cfg: Config, embedder: Any, segmenter: Any, progress: bool) -> dict[str, Any]:
+    """Per document format (txt, md, docx, pdf, html) over the bundled corpus and the workplace
+    corpus where present: characters, parse seconds (load + clean + chunk, summed over the
+    format's files) and a cold build of an index of that format's documents alone (embedding,
+    segmentation, indexing), so each stage's characters per second can be read per format."""
+    from ingest.pipeline import IngestResult, ingest_corpus
+    from kb.index import build_index
+    from kb.service import file_limits
+
+    root = Path(__file__).resolve().parent.parent
+    records: dict[str, tuple[Any, dict[str, float]]] = {}
+    seen: list[str] = []
+    for rel in FORMAT_CORPORA:
+        folder = (root / rel).resolve()
+        if not folder.is_dir():
+            continue
+        seen.append(str(folder))
+        result = ingest_corpus(folder, cfg.chunking, progress=False, limits=file_limits(cfg.replace(corpus_dir=folder)))
+        for source, rec in result.records.items():
+            records[source] = (rec, result.doc_timings.get(source, {}))
+    out: dict[str, Any] = {"corpora": seen, "formats": {}}
+    kinds = sorted({rec.document.kind for rec, _ in records.values()})
+    for kind in kinds:
+        mine = {k: v for k, v in records.items() if v[0].document.kind == kind}
+        chars = sum(len(rec.document.text) for rec, _ in mine.values())
+        parse = {st: sum(t.get(st, 0.0) for _, t in mine.values()) for st in ("load", "clean", "chunk")}
+        _say(progress, f"ingest by format: {kind} ({len(mine)} documents, {chars:,} characters) ...")
+        result = IngestResult(records={k: rec for k, (rec, _) in mine.items()})
+        with tempfile.TemporaryDirectory(prefix=f"kb-bench-{kind}-") as tmp:
+            m = build_index(result, embedder, segmenter, Path(tmp) / "index", cfg.chunking.as_dict(),
+                            flat_max=cfg.retrieval.flat_index_max, cache=None, progress=False)
+        stages = {**parse, **{st: float(m["build"].get(st, 0.0)) for st in ("dedup", "embed", "segment", "index")}}
+        total = sum(stages.values())
+        out["formats"][kind] = {
+            "documents": len(mine), "characters": chars, "stages_s": {k: round(v, 4) for k, v in stages.items()},
+            "total_s": round(total, 3), "chars_per_s": round(chars / total) if total else None,
+            "stage_chars_per_s": {k: (round(chars / v) if v > 0 else None) for k, v in stages.items()},
+        }
+    return out
+
+
+FORMAT_HEADER = ["format", "docs", "chars", "load", "clean", "chunk", "embed", "segment", "index", "total chars/s"]
+
+
+def _format_rows(by_format: dict[str, Any]) -> list[list[Any]]:
+    rows = []
+    for kind, f in by_format["formats"].items():
+        cps = f["stage_chars_per_s"]
+        rows.append([kind, f["documents"], f"{f['characters']:,}",
+                     *[f"{cps[st]:,}/s" if cps.get(st) else "-" for st in ("load", "clean", "chunk", "embed", "segment", "index")],
+                     f"{f['chars_per_s']:,}" if f["chars_per_s"] else "-"])
+    return rows
+
+
 # -- cold start ----------------------------------------------------------------------------------
 _CHILD = r"""
 import json, pickle, resource, sys, time
@@ -441,6 +499,7 @@ def run_bench(cfg: Config, n_queries: int = 50, scale: bool = True, progress: bo
     if ingest:
         refs["ingest"] = refs_now()
         res["ingest"] = ingest_throughput(cfg, svc.embedder, svc.segmenter, progress)
+        res["ingest_by_format"] = ingest_by_format(cfg, svc.embedder, svc.segmenter, progress)
         memory["after_ingest"] = peak_rss_mb()
 
     qcache = QueryCache(svc.embedder)
@@ -598,6 +657,12 @@ def print_summary(res: dict[str, Any]) -> None:
         print(refs["ingest"].describe())
         print(text_table(INGEST_HEADER, _ingest_rows(ing, refs["ingest"])))
         print(f"index size on disk: {_mb(ing['index_bytes']['total'])}")
+        print()
+    byf = res.get("ingest_by_format")
+    if byf and byf.get("formats"):
+        print("ingest by document format (characters per second of each stage; cold builds, "
+              f"corpora: {', '.join(Path(c).name for c in byf['corpora'])})")
+        print(text_table(FORMAT_HEADER, _format_rows(byf)))
         print()
     print(f"latency at corpus scale ({res['queries']} questions, {res['index']['chunks']} chunks)")
     print(refs["latency"].describe())
