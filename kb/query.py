@@ -1,4 +1,5 @@
-"""Query normalisation: script and width, question-word stripping, glossary synonyms."""
+"""Query normalisation: script and width, question-word stripping (the words: ``kb.question``),
+glossary synonyms."""
 
 from __future__ import annotations
 
@@ -7,19 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ingest.normalize import normalize
+from kb.question import strip_question_words
 
-# Question words and fillers new hires type; removed from the lexical query only.
-QUESTION_WORDS = (
-    "为什么会", "为什么", "为啥", "为何", "是什么", "什么是", "什么", "啥是", "啥", "哪些", "哪个",
-    "哪儿", "哪里", "怎么办", "怎么样", "怎么", "怎样", "咋整", "咋办", "咋", "如何", "是否",
-    "能否", "可以吗", "吗", "呢", "吧", "一下", "到底", "究竟", "有没有", "多少",
-)
-# "请" is a filler only where it opens the question ("请问…", "请介绍…"); inside a word it is
-# content (请假, 申请, 申请问题) and must stay.
-_POLITE = r"(?<![\u4e00-\u9fff])请(?:问|(?=说|讲|介绍|列举|解释|告诉|简述|概括|分析|比较))"
-_QW = re.compile(
-    "|".join([_POLITE, *sorted(map(re.escape, QUESTION_WORDS), key=len, reverse=True)])
-)
 _PUNCT = re.compile(r"[?？!！。,，、:：;；\"'“”‘’()（）\[\]【】<>《》…·~～]+")
 
 
@@ -58,6 +48,6 @@ class QueryProcessor:
         for group in self.groups:
             if any(term in norm for term in group):
                 expansions.extend(t for t in group if t not in norm)
-        lexical = _QW.sub(" ", norm) if self.strip else norm
+        lexical = strip_question_words(norm) if self.strip else norm
         lexical = _PUNCT.sub(" ", lexical).strip() or norm
         return ProcessedQuery(question, norm, lexical, tuple(dict.fromkeys(expansions)))

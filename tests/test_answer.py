@@ -13,7 +13,6 @@ from conftest import CORPUS, EXPENSE, TINY_CORPUS
 from ingest.normalize import script_of, to_simplified
 from kb.answer import make_answerer
 from kb.answer.base import NOT_COVERED
-from kb.answer.extractive import contrast_sides, question_shape
 from kb.answer.followup import FollowupResolver
 from kb.config import load_config
 from kb.service import BadQuestion
@@ -341,29 +340,3 @@ def test_real_followups_with_history(real_service, texts):
     assert both["answered"]
     check_citations(both, texts)
     assert any("考核" in c["quote"] for c in both["citations"])
-
-
-@pytest.mark.parametrize(("question", "shape"), [
-    ("市场部经理的职责有哪些？", "list"),
-    ("营销部门和销售部门冲突过大时,总经理有哪三种选择?", "list"),
-    ("市场部和销售部为什么会发生冲突？", "why"),
-    ("市场部跟销售部老吵架咋整?", "how"),
-    ("有什么办法让两个部门少吵架?", "how"),
-    ("日常操作上能做点什么?", "how"),
-    ("带团队平时说话上有啥讲究?", "how"),
-    ("销售管理和营销管理有什么区别？", "difference"),
-    ("营销和销售不就是一回事吗?", "difference"),
-    ("什么是双轨制管理?", "definition"),
-    ("艾奇公司设立市场部后出现了什么矛盾?", "fact"),
-])
-def test_question_shapes(question, shape):
-    assert question_shape(question) == shape
-
-
-@pytest.mark.parametrize(("question", "sides"), [
-    ("销售管理和营销管理有什么区别？", ("销售管理", "营销管理")),
-    ("营销和销售不就是一回事吗?", ("营销", "销售")),
-    ("市场部 销售部 区别", ("市场部", "销售部")),
-])
-def test_contrast_sides(question, sides):
-    assert contrast_sides(question) == sides

@@ -2,9 +2,9 @@
 
 It retrieves passages, scores their sentences and list items (units, embedded at index time)
 against the question with the embedder and term overlap, picks what the question's shape asks
-for (a whole list, causes, practices, both sides of a contrast), and composes a lead sentence
-plus cited points. Every point is a span of an original document; every citation's quote is
-that document's text sliced ``[start:end]``.
+for (a whole list, causes, practices, both sides of a contrast: ``kb.question.question_shape``),
+and composes a lead sentence plus cited points. Every point is a span of an original document;
+every citation's quote is that document's text sliced ``[start:end]``.
 """
 
 from __future__ import annotations
@@ -22,23 +22,11 @@ from kb.answer.scope import ScopeGuard
 from kb.answer.structure import ANNOUNCER, DocumentStructure
 from kb.answer.suggest import heading_questions
 from kb.config import AnswerSettings
+from kb.question import CAUSE_LABEL, REMEDY_LABEL, contrast_sides, question_shape
 from kb.units import strip_marker
 
 log = logging.getLogger(__name__)
-SHAPES = ("list", "why", "how", "difference", "definition", "fact")
-_ENUMERATION = re.compile(r"哪些|哪几|几点|几个|几方面|几类|几种|列举|哪[一二两三四五六七八九十\d]+\s*[个种項项点条類类方面大块塊步]")
-_DIFFERENCE = re.compile(r"区别|不同|差异|差别|异同|分别是|有何不同|\bvs\b|相比|一回事|混为一谈|等同")
-_SHAPE_PATTERNS = (
-    ("difference", _DIFFERENCE),
-    ("why", re.compile(r"为什么|为啥|为何|原因|怎么会|缘故|根源|因素")),
-    ("how", re.compile(r"怎么办|如何|怎样|怎么|咋|做点?什么|抓什么|讲究|注意|办法|措施|对策|方法|建议|解决|做好|改善|避免")),
-    ("list", re.compile(r"哪些|哪几|有什么|流程|步骤|环节|些啥|干啥|做啥|啥活|啥事|什么(资料|内容|工作|任务|措施|方法|要求|信息|作用)|职责|职能|任务|内容|包括|几个|几点|几方面|几类|列举|要点|表现")),
-    ("definition", re.compile(r"什么是|是什么|指什么|含义|定义|意思")),
-)
-_SPLIT_SIDES = re.compile(r"(.{2,12}?)(?:和|与|跟|同|及|对比|vs|VS)(.{2,12}?)(?:的|之间|有|在|相比|比较|区别|不同|差异|差别|哪|不就|是不是|是一回事|$)")
-_CONTRASTS = re.compile(r"[;；]|而|则|相比|相对|不同")
-_CAUSE = re.compile(r"原因|因素|为什么|根源")
-_REMEDY = re.compile(r"措施|办法|方法|对策|解决|如何|怎样")
+_CONTRASTS = re.compile(r"[;；]|而|则|相比|相对|不同")  # a sentence setting two things against each other
 
 # Weights and sizes, each measured on the dev set (eval/README.md, "Answer choices")
 _POINT_MAX = 140  # characters of a point before it is cut to the part about the question
@@ -47,30 +35,6 @@ HUBNESS_WEIGHT = 0.25  # how much of a unit's closeness to questions in general 
 HUBNESS_K = 10  # ...measured over its nearest heading questions
 LIST_LEXICAL_WEIGHT = 0.3  # the question's rare words in a list's label and items
 WRONG_KIND_PENALTY = 0.1  # a causes list for a how-question, a remedies list for a why-question
-
-
-def question_shape(question: str) -> str:
-    q = normalize(question)
-    if _ENUMERATION.search(q):  # "有哪些原因/区别/措施" wants the list
-        return "list"
-    for shape, pattern in _SHAPE_PATTERNS:
-        if pattern.search(q):
-            return shape
-    return "fact"
-
-
-def contrast_sides(question: str) -> tuple[str, str] | None:
-    """The two things a 区别 question contrasts, e.g. ("市场部", "销售部"), also from keywords
-    ("市场部 销售部 区别")."""
-    q = re.sub(r"^(请问|请|说说|讲讲)", "", normalize(question))
-    terms = [t for t in q.split() if not _DIFFERENCE.search(t)]
-    if len(q.split()) >= 2 and len(terms) >= 2:
-        return (terms[0], terms[1]) if terms[0] != terms[1] else None
-    m = _SPLIT_SIDES.search(q)
-    if not m:
-        return None
-    a, b = m.group(1).strip(" ,"), m.group(2).strip(" ,")
-    return (a, b) if a and b and a != b else None
 
 
 _CLAUSE = re.compile(r"[^，,；;。！？!?]*[，,；;。！？!?]*")
@@ -225,7 +189,7 @@ class ExtractiveAnswerer:
             if idx.units[u].kind in ("item", "sentence")
         }
         shape = question_shape(resolved)
-        wrong = {"how": _CAUSE, "why": _REMEDY}.get(shape)
+        wrong = {"how": CAUSE_LABEL, "why": REMEDY_LABEL}.get(shape)
         if wrong is not None:  # a list of causes does not answer "how to fix it", nor the reverse
             for u in scored:
                 label = idx.chunks[idx.units[u].chunk].section.rsplit(" > ", 1)[-1]
@@ -344,7 +308,7 @@ class ExtractiveAnswerer:
             topic = max((unit_cos.get(u, 0.0) for i, u in enumerate(above)
                          if self.structure.names_list(u) or i == len(above) - 1), default=0.0)
             label = normalize(" ".join(idx.unit_text(u) for u in above))
-            if (shape == "how" and _CAUSE.search(label)) or (shape == "why" and _REMEDY.search(label)):
+            if (shape == "how" and CAUSE_LABEL.search(label)) or (shape == "why" and REMEDY_LABEL.search(label)):
                 continue  # a list of causes does not answer "how to fix it", nor the reverse
             # the question's words in the list's label and items ("对外…形象…宣传" picks the
             # list of PR duties over another list in the same passage)

@@ -15,14 +15,9 @@ from collections.abc import Iterable
 import jieba
 
 from ingest.normalize import to_simplified
+from kb.question import FOLLOWUP_POINT, FOLLOWUP_PRONOUN, FOLLOWUP_SINGULAR, FOLLOWUP_SWAP
 
 _NUM = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10}
-_SWAP = re.compile(r"^(?:那么?|那个|还有|再说说|再问一下)?\s*(.{2,12}?)\s*(?:呢|怎么样|如何|又如何|的呢)[?？。!！]*$")
-_POINT = re.compile(r"第\s*([一二两三四五六七八九十\d]+)\s*[点條条个個项項]")
-_PRONOUN = re.compile(r"(它们|他们|她们|它|两者|二者|两个部门|这两个部门|这两者|双方|这个|那个|其)")
-# what may refer to a single noun phrase found by part-of-speech tagging ("这个" more often
-# means the problem just described than a noun of the question)
-_SINGULAR = re.compile(r"它(?!们)")
 _NOUN = ("n",)  # jieba flags n, nr, ns, nt, nz, ng …
 
 
@@ -104,7 +99,7 @@ class FollowupResolver:
         prev = to_simplified(prev_q[0]).strip()
         q = to_simplified(question).strip()
 
-        m = _POINT.search(q)
+        m = FOLLOWUP_POINT.search(q)
         prev_a = _last(turns, "assistant")
         if m and prev_a and len(q) <= 20:
             raw = m.group(1)
@@ -114,7 +109,7 @@ class FollowupResolver:
                 return point
 
         named = self._entities_in(prev)
-        m = _SWAP.match(q)
+        m = FOLLOWUP_SWAP.match(q)
         if m and len(q) <= 14:
             new = m.group(1)
             old = named[0] if named else None
@@ -126,11 +121,11 @@ class FollowupResolver:
                     return prev.replace(same[0], new, 1)
             return f"{new} {prev}"
 
-        if named and _PRONOUN.search(q) and not self._entities_in(q):
+        if named and FOLLOWUP_PRONOUN.search(q) and not self._entities_in(q):
             who = "和".join(list(dict.fromkeys(e.group(0) for e in named))[:2])
-            return _PRONOUN.sub(who, q, count=1)
-        if not self.entities and _SINGULAR.search(q):
+            return FOLLOWUP_PRONOUN.sub(who, q, count=1)
+        if not self.entities and FOLLOWUP_SINGULAR.search(q):
             nouns = self.noun_phrases(prev)
             if len(nouns) == 1:
-                return _SINGULAR.sub(nouns[0], q, count=1)
+                return FOLLOWUP_SINGULAR.sub(nouns[0], q, count=1)
         return question

@@ -15,12 +15,10 @@ from dataclasses import dataclass
 from ingest.chunk import Heading
 from ingest.normalize import in_script, normalize
 from kb.answer.base import Citation
+from kb.question import LIST_CUE, PARTS_CUE
 
 MAX_CHILDREN = 12  # an outline list longer than this is a table of contents, not an answer
 MIN_TERM_CHARS = 2  # single characters name nothing on their own
-# words with which a question asks for the parts of something ("分为哪几个方面", "哪几块")
-PARTS_CUE = re.compile(r"方面|部分|几块|几类|几种|几个|哪几|分为|分成|类型|维度|板块|组成")
-LIST_CUE = re.compile(PARTS_CUE.pattern + r"|哪些|包括|包含|有什么|都有")
 
 
 @dataclass(frozen=True)

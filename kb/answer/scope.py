@@ -1,10 +1,10 @@
 """Out-of-scope guard for value questions: "艾奇公司的股价是多少?" shares most of its words with
 real passages, so retrieval evidence alone cannot refuse it. But a question that asks for a value
-(多少, 几个月, 百分之几, 哪个城市, 网址…) of something the knowledge base never mentions (股价,
-年终奖) cannot be answered from it, whatever else matches. The subject is a noun of the question
-(jieba part-of-speech, the domain dictionary loaded) that occurs nowhere in the corpus. Likewise
-a question naming a product or technology the corpus never uses ("怎么配置公司VPN?"). Glossary
-terms count as known (KPI is a synonym of 考核)."""
+(多少, 几个月, 百分之几, 哪个城市, 网址…: ``kb.question.VALUE_QUESTION``) of something the
+knowledge base never mentions (股价, 年终奖) cannot be answered from it, whatever else matches.
+The subject is a noun of the question (jieba part-of-speech, the domain dictionary loaded) that
+occurs nowhere in the corpus. Likewise a question naming a product or technology the corpus never
+uses ("怎么配置公司VPN?"). Glossary terms count as known (KPI is a synonym of 考核)."""
 
 from __future__ import annotations
 
@@ -14,12 +14,8 @@ from collections.abc import Container, Iterable
 import jieba.posseg
 
 from ingest.normalize import normalize
+from kb.question import HOW_MUCH_RE, VALUE_QUESTION
 
-VALUE_QUESTION = re.compile(
-    r"多少|多长|多久|多大|多高|几(?:个|天|月|年|岁|倍|次|成|号|点|楼|钱)|百分之几|什么比例|"
-    r"哪个(?:城市|国家|省|地方|网站)|哪里|(?<![差别同])在哪|何时|什么时候|哪一?天|价格|价钱|网址|电话|地址|股价"
-)  # "差在哪" asks how things differ, not where
-_HOW_MUCH = re.compile(r"多[长久大高少]")  # jieba tags "多长" a noun; it is the question, not its subject
 _NOUN_FLAGS = ("n", "vn")  # n, nr, ns, nt, nz, vn …
 _CJK = re.compile(r"[\u4e00-\u9fff]+")
 _LATIN = re.compile(r"[a-z][a-z0-9+#.-]*[a-z0-9+#]")  # normalised text is lower case
@@ -49,7 +45,7 @@ class ScopeGuard:
         out = []
         for pair in self._pos.cut(q):
             word, flag = pair.word, pair.flag
-            if (len(word) >= 2 and flag.startswith(_NOUN_FLAGS) and not _HOW_MUCH.fullmatch(word)
+            if (len(word) >= 2 and flag.startswith(_NOUN_FLAGS) and not HOW_MUCH_RE.fullmatch(word)
                     and not self.in_corpus(word)):
                 out.append(word)
         return out

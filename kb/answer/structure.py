@@ -13,6 +13,7 @@ import re
 
 from ingest.chunk import HEADING_STYLES
 from kb.index import KnowledgeIndex
+from kb.question import ASKS
 from kb.units import follows, item_number, marker_style, strip_marker
 
 ANNOUNCER = re.compile(
@@ -20,7 +21,6 @@ ANNOUNCER = re.compile(
     r"(方面|阶段|原则|要点|部分|类|种|点|步|职能|任务)[^，,]{0,6}[:：。]?\s*$)"
 )
 _ENDS_IN_COLON = re.compile(r"[:：]\s*$")
-_ASKS = re.compile(r"([?？]|[呢吗嗎][\"”」]?)\s*$")  # a question in the document ("…如何才能…呢")
 _BACK_REFERENCE = re.compile(r"(于是|因此|所以|因而|从而|这样|这种|这也|这就|此外|同时|但是|然而|总之|可见|其中)")
 _GOES_ON = re.compile(r"(其次|再次|再者|另外|此外|最后|第[二三四五]|其(?![他它中次实])|这(?![样里些])|此(?![外时])|一个是)")
 _TITLE_ONLY = 12  # an item this short is a title; its explanation follows
@@ -108,7 +108,7 @@ class DocumentStructure:
         idx = self.index
         best = max(unit_cos, key=lambda u: unit_cos[u])
         text = idx.unit_text(best).strip()
-        if _ASKS.search(text) and idx.units[best].kind == "sentence":
+        if ASKS.search(text) and idx.units[best].kind == "sentence":
             # a question in the document (an interview, an FAQ) that matches the user's: the
             # answer is what follows it
             after = self.following(best, prose_limit=4)
@@ -158,10 +158,10 @@ class DocumentStructure:
                     if heading_style(idx.unit_text(u)) != style:
                         break
                     picked.append(u)
-        elif kind == "sentence" and _ASKS.search(idx.unit_text(announcer)):
+        elif kind == "sentence" and ASKS.search(idx.unit_text(announcer)):
             # a question followed by its answer: the sentences up to the next question or heading
             for u in following[:prose_limit]:
-                if idx.units[u].kind != "sentence" or _ASKS.search(idx.unit_text(u)):
+                if idx.units[u].kind != "sentence" or ASKS.search(idx.unit_text(u)):
                     break
                 picked.append(u)
             return picked

@@ -5,12 +5,13 @@ Two tests, both required:
 1. The lexical guard (``QuestionTerms`` / ``guard``). A question is reduced to its intent
    (why / how / difference / quantity / time / who, or none) and its *hard terms*: glossary
    concepts (synonyms fold to one concept: 职责 = 职能 = 任务 = 干什么 = 负责什么 …), domain-
-   dictionary words and every other word, except question fillers (``GENERIC``: 有, 哪些,
-   负责, 工作, 平时 …) and words in at least ``SOFT_DF`` of the passages, which are *soft*:
-   they may differ freely. The
-   question and the entry question (or one of its alt questions) must have the same intent and
-   the same hard terms. So 销售部经理的职责 ≠ 市场部经理的职责 (销售部 for 市场部), 市场部经理的工资
-   ≠ …的职责 (工资 for 职责), and …冲突怎么解决 ≠ …为什么会发生冲突 (how for why).
+   dictionary words and every other word, except question fillers (``GENERIC_WORDS``: 有,
+   哪些, 负责, 工作, 平时 …) and words in at least ``SOFT_DF`` of the passages, which are
+   *soft*: they may differ freely (intents, fillers and question words: ``kb.question``).
+   The question and the entry question (or one of its alt questions) must have the same
+   intent and the same hard terms. So 销售部经理的职责 ≠ 市场部经理的职责 (销售部 for
+   市场部), 市场部经理的工资 ≠ …的职责 (工资 for 职责), and …冲突怎么解决 ≠ …为什么会发生冲突
+   (how for why).
 2. The embedding: cosine between the normalised question and that entry question at least
    ``config.faq.match_threshold`` (calibrated by ``kb faq calibrate``; e5 cosines of related
    Chinese questions all sit in 0.93-0.99, so the cosine alone cannot tell a paraphrase from
@@ -31,43 +32,18 @@ import numpy as np
 from ingest.normalize import normalize
 from kb.embed.base import Embedder
 from kb.faq.store import FaqEntry
-from kb.query import QUESTION_WORDS
+from kb.question import (
+    GENERIC_WORDS,
+    INTENT_WORDS,
+    PHRASINGS,
+    QUESTION_WORDS_RE,
+    intent_named_by,
+    intents_of,
+)
 from kb.segment import Segmenter
 
 SOFT_DF = 0.5  # a word in at least half of the passages (部门, 公司 here) is not distinctive
-# question phrasings the glossary lacks, folded into its concepts for matching only (the
-# first term names the glossary concept; these never reach retrieval)
-PHRASINGS: tuple[tuple[str, ...], ...] = (
-    ("职责", "岗位职责", "负责什么", "负责哪些", "负责些什么", "负责的事", "做什么", "做哪些", "做些什么",
-     "干哪些", "干些什么", "管什么", "管哪些"),
-)
-# question fillers and verbs that carry no topic; never hard
-GENERIC = frozenset(
-    "有 没有 哪些 哪几 几个 几点 几种 几方面 什么 是 会 能 要 该 应该 应当 需要 可以 发生 产生 出现 存在 "
-    "老 总 总是 老是 经常 常常 平时 平常 一般 通常 主要 具体 都 分别 包括 包含 涉及 内容 事情 东西 情况 "
-    "做 干 搞 弄 负责 工作 呢 吗 啊 吧 请问 请 说说 讲讲 介绍 告诉 我 我们 你 你们 想 知道 了解 一下 "
-    "之间 两个 部门 公司 企业 的 了 与 和 跟 同 及 以及 或 还是 些 个 一些 有何 何 何种 更 更好 更加 "
-    "进一步 加强 承担 日常 每天 每日 平常".split()
-)
-_INTENTS: tuple[tuple[str, str], ...] = (
-    ("why", r"为什么|为啥|为何|原因|因素|根源|怎么会|缘故|起因|何故"),
-    ("how", r"怎么办|怎么做|怎么样才|如何|怎样|咋整|咋办|咋|怎么(?!会)|办法|措施|对策|解决|方法|做好|改善|避免|处理|应对"),
-    ("difference", r"区别|不同|差异|差别|异同|相比|对比|比较|\bvs\b|哪个更"),
-    ("quantity", r"多少|多久|多长|多大|多高"),
-    ("time", r"什么时候|何时|哪天|几时"),
-    ("who", r"谁|哪个部门|哪个岗位|哪个人"),
-)
-_INTENT_RES = tuple((name, re.compile(p)) for name, p in _INTENTS)
-_INTENT_ALL = re.compile("|".join(p for _, p in _INTENTS))
-_QW = re.compile("|".join(sorted(map(re.escape, QUESTION_WORDS), key=len, reverse=True)))
 _PUNCT = re.compile(r"[\s?？!！。,，、:：;；\"'“”‘’()（）\[\]【】<>《》…·~～\-—_/]+")
-# glossary groups that name an intent rather than a topic (their terms count as intents)
-_INTENT_GROUPS = {"原因": "why", "办法": "how", "区别": "difference"}
-
-
-def intents_of(text: str) -> frozenset[str]:
-    n = normalize(text)
-    return frozenset(name for name, rx in _INTENT_RES if rx.search(n))
 
 
 @dataclass(frozen=True)
@@ -90,6 +66,8 @@ class Vocabulary:
             head = group[0]
             for term in group:
                 self.concept_of.setdefault(term, head)
+        # glossary groups headed by an intent word (原因, 办法, 区别) name an intent, not a topic
+        self._intent_of = {h: i for h in set(self.concept_of.values()) if (i := intent_named_by(h))}
         self._terms = sorted(self.concept_of, key=len, reverse=True)
         self._terms_re = re.compile("|".join(map(re.escape, self._terms))) if self._terms else None
         self.domain = frozenset(normalize(w) for w in domain_words if w.strip())
@@ -111,7 +89,7 @@ class Vocabulary:
         return v
 
     def is_soft(self, word: str) -> bool:
-        if word in GENERIC or len(word) < 2:
+        if word in GENERIC_WORDS or len(word) < 2:
             return True
         if word in self.domain:
             return False
@@ -125,14 +103,15 @@ class Vocabulary:
         if self._terms_re is not None:
             def concept(m: re.Match) -> str:
                 head = self.concept_of[m.group(0)]
-                if head in _INTENT_GROUPS:
-                    intents.add(_INTENT_GROUPS[head])
+                intent = self._intent_of.get(head)
+                if intent:
+                    intents.add(intent)
                 else:
                     hard.add("G:" + head)
                 return " "
             rest = self._terms_re.sub(concept, rest)
-        rest = _INTENT_ALL.sub(" ", rest)
-        rest = _QW.sub(" ", rest)
+        rest = INTENT_WORDS.sub(" ", rest)
+        rest = QUESTION_WORDS_RE.sub(" ", rest)
         soft: set[str] = set()
         stop = self.segmenter.stopwords
         for w in self.segmenter.words(rest):

@@ -1,0 +1,227 @@
+"""What the knowledge base knows about questions, in one place.
+
+A question is read for
+
+- its *question words* (``QUESTION_WORDS``, ``POLITE_OPENING``): the fillers that make it a
+  question (什么, 哪些, 怎么, 请问…), stripped before BM25 and before FAQ matching looks for
+  its topic (``strip_question_words``);
+- its *shape* (``question_shape``): the kind of answer it asks for, which decides how the
+  extractive answerer picks and introduces the points (a whole list, causes, ways, both sides
+  of a contrast, a definition, a fact);
+- its *intent* (``intents_of``): why / how / difference / quantity / time / who, what an FAQ
+  entry question must share with it to answer it;
+- whether it asks for a *value* (``VALUE_QUESTION``: 多少, 几个月, 网址…), which the scope guard
+  refuses when the value's subject occurs nowhere in the corpus;
+- whether it asks for *several things* or for *the parts* of something (``LIST_CUE``,
+  ``PARTS_CUE``), before an outline of sub-headings answers it;
+- whether it is a *follow-up* (``FOLLOWUP_SWAP``, ``FOLLOWUP_POINT``, ``FOLLOWUP_PRONOUN``)
+  that only makes sense with the previous turn.
+
+Each concept has one vocabulary here, and every consumer imports it, so a word added here
+changes all of them alike. Where consumers need different cuts of one concept, the words they
+share are one tuple and each consumer's own words a second, named tuple beside it (``HOW`` for
+both, ``HOW_SHAPE_ONLY`` for the answer's shape, ``HOW_INTENT_ONLY`` for FAQ intents): an FAQ
+intent must be narrow (two questions match only with equal intents, and intent words are not
+topic words), a shape may be broad (it only picks how to compose the answer).
+
+Vocabularies are tuples of regular-expression fragments. Patterns read normalised text
+(``ingest.normalize.normalize``: Simplified, half-width, lower case) unless noted. Nothing here
+names what a particular corpus is about: domain words come from the domain folder
+(``domains/README.md``).
+"""
+
+from __future__ import annotations
+
+import re
+
+from ingest.normalize import normalize
+
+_LOOKAROUND = re.compile(r"\(\?<?[=!][^)]*\)|\\b|.\?")
+
+
+def _width(fragment: str) -> int:
+    """About how many characters ``fragment`` matches (lookarounds and optional characters
+    left out): enough to put 怎么办 before 怎么(?!会)."""
+    return len(_LOOKAROUND.sub("", fragment))
+
+
+def either(*vocabularies: tuple[str, ...]) -> str:
+    """One alternation of the fragments of ``vocabularies``, longest first: at a position where
+    both 怎么办 and 怎么 match, a regex takes the first alternative, and removing question words
+    must remove the whole word."""
+    fragments = dict.fromkeys(f for v in vocabularies for f in v)
+    return "|".join(sorted(fragments, key=_width, reverse=True))
+
+
+# -- question words ----------------------------------------------------------------------------
+# Question words and fillers new hires type, with no topic of their own: removed from the lexical
+# (BM25) query and from a question before FAQ matching segments its topic words.
+QUESTION_WORDS = (
+    "为什么会", "为什么", "为啥", "为何", "是什么", "什么是", "什么", "啥是", "啥", "哪些", "哪个",
+    "哪儿", "哪里", "怎么办", "怎么样", "怎么", "怎样", "咋整", "咋办", "咋", "如何", "是否",
+    "能否", "可以吗", "吗", "呢", "吧", "一下", "到底", "究竟", "有没有", "多少",
+)
+QUESTION_WORDS_RE = re.compile(either(tuple(map(re.escape, QUESTION_WORDS))))
+# "请" is a filler only where it opens the question ("请问…", "请介绍…"); inside a word it is
+# content (请假, 申请, 申请问题) and must stay. Stripped from the retrieval query only: FAQ
+# matching leaves it to ``GENERIC_WORDS``, which never count as topic words anyway.
+POLITE_OPENING = r"(?<![\u4e00-\u9fff])请(?:问|(?=说|讲|介绍|列举|解释|告诉|简述|概括|分析|比较))"
+_FILLERS = re.compile(POLITE_OPENING + "|" + QUESTION_WORDS_RE.pattern)
+
+
+def strip_question_words(text: str) -> str:
+    """``text`` (normalised) with its question words and polite opening replaced by spaces."""
+    return _FILLERS.sub(" ", text)
+
+
+# Words of a question that carry no topic, for FAQ matching: never *hard* terms, so two questions
+# may differ in them freely (question words, fillers, light verbs, words of any workplace).
+GENERIC_WORDS = frozenset(
+    "有 没有 哪些 哪几 几个 几点 几种 几方面 什么 是 会 能 要 该 应该 应当 需要 可以 发生 产生 出现 存在 "
+    "老 总 总是 老是 经常 常常 平时 平常 一般 通常 主要 具体 都 分别 包括 包含 涉及 内容 事情 东西 情况 "
+    "做 干 搞 弄 负责 工作 呢 吗 啊 吧 请问 请 说说 讲讲 介绍 告诉 我 我们 你 你们 想 知道 了解 一下 "
+    "之间 两个 部门 公司 企业 的 了 与 和 跟 同 及 以及 或 还是 些 个 一些 有何 何 何种 更 更好 更加 "
+    "进一步 加强 承担 日常 每天 每日 平常".split()
+)
+# Ways of asking what someone is responsible for that a glossary lacks, folded into its concept
+# (the first term) for FAQ matching only; they never reach retrieval.
+PHRASINGS: tuple[tuple[str, ...], ...] = (
+    ("职责", "岗位职责", "负责什么", "负责哪些", "负责些什么", "负责的事", "做什么", "做哪些", "做些什么",
+     "干哪些", "干些什么", "管什么", "管哪些"),
+)
+
+# -- what a question asks: the shared vocabularies ---------------------------------------------
+WHY = ("为什么", "为啥", "为何", "原因", "因素", "根源", "怎么会", "缘故", "起因", "何故")
+# how to do or fix something; 怎么会 asks why
+HOW = ("怎么办", "怎么做", "怎么样才", "怎么(?!会)", "如何", "怎样", "咋整", "咋办", "咋",
+       "办法", "措施", "对策", "方法", "解决", "做好", "改善", "避免")
+DIFFERENCE = ("区别", "不同", "差异", "差别", "异同", "相比", r"\bvs\b")
+HOW_MUCH = ("多少", "多久", "多长", "多大", "多高")
+WHEN = ("什么时候", "何时", "哪一?天", "几时")
+WHO = ("谁", "哪个部门", "哪个岗位", "哪个人")
+
+# -- shapes: what kind of answer to compose ----------------------------------------------------
+SHAPES = ("list", "why", "how", "difference", "definition", "fact")
+# a number of items ("有哪些原因", "哪三种选择"): a list, whatever else the question asks
+COUNT = ("哪些", "哪几", "几点", "几个", "几方面", "几类", "几种", "列举",
+         r"哪[一二两三四五六七八九十\d]+\s*[个种項项点条類类方面大块塊步]")
+# asking for a list without a count: its items, steps, duties (a shape only: an FAQ question and
+# its paraphrase need not both say 流程)
+LIST_SHAPE = ("有什么", "流程", "步骤", "环节", "些啥", "干啥", "做啥", "啥活", "啥事",
+              "什么(资料|内容|工作|任务|措施|方法|要求|信息|作用)", "职责", "职能", "任务", "内容",
+              "包括", "要点", "表现")
+# colloquial ways of asking what to do ("做点什么", "有啥讲究"), which FAQ matching keeps as words
+HOW_SHAPE_ONLY = ("做点?什么", "抓什么", "讲究", "注意", "建议")
+# asking whether two things are the same ("不就是一回事吗")
+DIFFERENCE_SHAPE_ONLY = ("分别是", "一回事", "混为一谈", "等同")
+DEFINITION = ("什么是", "是什么", "指什么", "含义", "定义", "意思")
+
+_COUNT = re.compile(either(COUNT))
+_DIFFERENCE_SHAPE = re.compile(either(DIFFERENCE, DIFFERENCE_SHAPE_ONLY))
+SHAPE_PATTERNS: tuple[tuple[str, re.Pattern], ...] = (  # the first that matches decides
+    ("difference", _DIFFERENCE_SHAPE),
+    ("why", re.compile(either(WHY))),
+    ("how", re.compile(either(HOW, HOW_SHAPE_ONLY))),
+    ("list", re.compile(either(COUNT, LIST_SHAPE))),
+    ("definition", re.compile(either(DEFINITION))),
+)
+
+
+def question_shape(question: str) -> str:
+    """One of ``SHAPES``: "list" when the question asks for a number of items ("有哪些原因/区别/
+    措施" wants the list), else the first of ``SHAPE_PATTERNS`` that matches, else "fact"."""
+    q = normalize(question)
+    if _COUNT.search(q):
+        return "list"
+    for shape, pattern in SHAPE_PATTERNS:
+        if pattern.search(q):
+            return shape
+    return "fact"
+
+
+# Words with which the label above a list says what it lists: causes, or remedies. A list of
+# causes does not answer a how-question, nor a list of remedies a why-question. (They read a
+# document's labels, not questions, hence their own, narrower sets.)
+CAUSE_LABEL = re.compile(either(("原因", "因素", "为什么", "根源")))
+REMEDY_LABEL = re.compile(either(("措施", "办法", "方法", "对策", "解决", "如何", "怎样")))
+
+_CONTRAST_OPENING = re.compile(r"^(请问|请|说说|讲讲)")
+_SIDES = re.compile(r"(.{2,12}?)(?:和|与|跟|同|及|对比|vs|VS)(.{2,12}?)(?:的|之间|有|在|相比|比较|区别|不同|差异|差别|哪|不就|是不是|是一回事|$)")
+
+
+def contrast_sides(question: str) -> tuple[str, str] | None:
+    """The two things a 区别 question contrasts, e.g. ("市场部", "销售部"), also from keywords
+    ("市场部 销售部 区别")."""
+    q = _CONTRAST_OPENING.sub("", normalize(question))
+    terms = [t for t in q.split() if not _DIFFERENCE_SHAPE.search(t)]
+    if len(q.split()) >= 2 and len(terms) >= 2:
+        return (terms[0], terms[1]) if terms[0] != terms[1] else None
+    m = _SIDES.search(q)
+    if not m:
+        return None
+    a, b = m.group(1).strip(" ,"), m.group(2).strip(" ,")
+    return (a, b) if a and b and a != b else None
+
+
+# -- intents: what an FAQ entry must share -----------------------------------------------------
+# handling or coping with something, an intent like the other how-words; as a shape it would
+# turn "…的处理流程" from a list into a how-question
+HOW_INTENT_ONLY = ("处理", "应对")
+# comparing, asking which is better
+DIFFERENCE_INTENT_ONLY = ("对比", "比较", "哪个更")
+INTENTS: tuple[tuple[str, str], ...] = (
+    ("why", either(WHY)),
+    ("how", either(HOW, HOW_INTENT_ONLY)),
+    ("difference", either(DIFFERENCE, DIFFERENCE_INTENT_ONLY)),
+    ("quantity", either(HOW_MUCH)),
+    ("time", either(WHEN)),
+    ("who", either(WHO)),
+)
+_INTENT_RES = tuple((name, re.compile(p)) for name, p in INTENTS)
+INTENT_WORDS = re.compile("|".join(p for _, p in INTENTS))  # any intent's words, to remove them
+
+
+def intents_of(text: str) -> frozenset[str]:
+    """The intents of ``text`` (any script): the names of ``INTENTS`` whose words it has."""
+    n = normalize(text)
+    return frozenset(name for name, rx in _INTENT_RES if rx.search(n))
+
+
+def intent_named_by(term: str) -> str | None:
+    """The intent that ``term`` (normalised) is itself a word of ("原因" -> "why"), if any: a
+    glossary group headed by it names that intent rather than a topic."""
+    return next((name for name, rx in _INTENT_RES if rx.fullmatch(term)), None)
+
+
+# -- values ------------------------------------------------------------------------------------
+# asks for a value (an amount, a date, a place, an address) rather than an explanation; "差在哪"
+# asks how things differ, not where
+VALUE = (*HOW_MUCH, *WHEN, r"几(?:个|天|月|年|岁|倍|次|成|号|点|楼|钱)", "百分之几", "什么比例",
+         "哪个(?:城市|国家|省|地方|网站)", "哪里", "(?<![差别同])在哪", "价格", "价钱", "网址",
+         "电话", "地址", "股价")
+VALUE_QUESTION = re.compile(either(VALUE))
+HOW_MUCH_RE = re.compile(either(HOW_MUCH))  # jieba tags "多长" a noun: it is the question, not its subject
+
+# -- lists and parts, for answers read off an outline ------------------------------------------
+# a question asking for the parts of something ("分为哪几个方面", "哪几块"): what a document's
+# title is answered with
+PARTS = ("方面", "部分", "几块", "几类", "几种", "几个", "哪几", "分为", "分成", "类型", "维度", "板块", "组成")
+PARTS_CUE = re.compile(either(PARTS))
+# a question asking for several things: what a heading's sub-headings answer
+LIST_CUE = re.compile(either(PARTS, ("哪些", "包括", "包含", "有什么", "都有")))
+
+# -- questions inside documents ----------------------------------------------------------------
+# a sentence of a document that asks ("…如何才能…呢", an interview's question); reads the
+# document's own text, so Traditional 嗎 too
+ASKS = re.compile(r"([?？]|[呢吗嗎][\"”」]?)\s*$")
+
+# -- follow-ups (Simplified, not otherwise normalised) -----------------------------------------
+# "那销售部呢?": the same question about something else (group 1)
+FOLLOWUP_SWAP = re.compile(r"^(?:那么?|那个|还有|再说说|再问一下)?\s*(.{2,12}?)\s*(?:呢|怎么样|如何|又如何|的呢)[?？。!！]*$")
+# "第二点具体说说": a point of the previous answer (group 1, a numeral)
+FOLLOWUP_POINT = re.compile(r"第\s*([一二两三四五六七八九十\d]+)\s*[点條条个個项項]")
+# words referring back to what the previous question named
+FOLLOWUP_PRONOUN = re.compile(r"(它们|他们|她们|它|两者|二者|两个部门|这两个部门|这两者|双方|这个|那个|其)")
+# what may refer to a single noun phrase found by part-of-speech tagging ("这个" more often
+# means the problem just described than a noun of the question)
+FOLLOWUP_SINGULAR = re.compile(r"它(?!们)")
