@@ -428,6 +428,32 @@ _INJECTED_MARK = Rule(
     pattern=re.compile(rf"(?<=[{_HAN}])[.'](?=[{_HAN}])"),
 )
 
+# --------------------------------------------------------------------------------------------
+# 8. Markdown furniture: front matter, table rules, lines that are only navigation links
+# --------------------------------------------------------------------------------------------
+
+_FRONT_MATTER = Rule(
+    name="front_matter",
+    description="YAML front matter at the very start of a Markdown file (---\\ntitle: …\\n---): metadata, not text.",
+    pattern=re.compile(r"\A\ufeff?---[ \t]*\n(?:[^\n]*\n){0,60}?---[ \t]*(?:\n|\Z)"),
+)
+
+_TABLE_RULE = Rule(
+    name="table_rule",
+    description="A Markdown table's separator row (|---|:---:|): layout, not text.",
+    pattern=re.compile(r"(?m)^[ \t]*\|?[ \t]*:?-{3,}:?[ \t]*(?:\|[ \t]*:?-{3,}:?[ \t]*)*\|?[ \t]*$"),
+    accept=lambda text, m: "|" in m.group(),  # a bare --- is a thematic break or a heading's underline
+)
+
+_NAV_LINKS = Rule(
+    name="nav_links",
+    description=(
+        "A line made only of Markdown links and separators ([返回章节目录](./index.md) | "
+        "[返回首页](../README.md)): navigation between pages, not content."
+    ),
+    pattern=re.compile(r"(?m)^[ \t]*\[[^\]\n]{1,40}\]\([^)\n]{1,200}\)(?:[ \t]*[|｜·/,，、>»][ \t]*\[[^\]\n]{1,40}\]\([^)\n]{1,200}\))*[ \t]*$"),
+)
+
 RULES: tuple[Rule, ...] = (
     _DOWNLOAD_NOTICE,
     _DOWNLOAD_TIPS,
@@ -439,6 +465,9 @@ RULES: tuple[Rule, ...] = (
     _SITE_NAME,
     _SITE_BOILERPLATE,
     _INJECTED_MARK,
+    _FRONT_MATTER,
+    _TABLE_RULE,
+    _NAV_LINKS,
 )
 
 

@@ -482,3 +482,16 @@ def test_corpus_noise_is_found_where_expected():
         removed[path.name[:3]] = sum(n.end - n.start for n in find_noise(text))
     assert removed["000"] == 0 and removed["002"] == 0
     assert all(removed[k] > 0 for k in ("001", "003", "004"))
+
+
+def test_markdown_furniture_is_noise_and_content_is_not():
+    text = ("---\ntitle: 员工手册\ndate: 2024-03-02\n---\n# 请假制度\n"
+            "[返回章节目录](./index.md) | [返回首页](../README.md)\n"
+            "病假须附证明，详见[附件](./a.md)。\n| 假别 | 天数 |\n| --- | :---: |\n| 年假 | 5 |\n\n---\n结语\n")
+    noise = find_noise(text)
+    assert {n.rule for n in noise} == {"front_matter", "nav_links", "table_rule"}
+    kept = clean_text(text, noise)
+    assert "title:" not in kept and "返回首页" not in kept and "| --- |" not in kept
+    # a link inside a sentence, table cells and a thematic break are content
+    for part in ("详见[附件](./a.md)。", "| 假别 | 天数 |", "| 年假 | 5 |", "\n---\n结语"):
+        assert part in kept
