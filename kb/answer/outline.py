@@ -122,8 +122,13 @@ def section_list(index, rows: list[int], question: str, tokenize: Callable[[str]
     asks about ("有效解决" for "问题要真正解决掉，该怎么做"): its longest list, whole, with
     the heading's name as the topic. ``tokenize`` gives the words of a heading's name."""
     question = normalize(question)
+    if not rows:
+        return None
+    base = index.chunks[rows[0]].section  # the best passage's section, and what lies under it
     for row in rows[:top]:
         chunk = index.chunks[row]
+        if not base or not (chunk.section == base or chunk.section.startswith(base + " > ")):
+            continue
         # the section's own heading, or the one above a lead line ("有效解决 > 实践建议")
         names = [p for p in (chunk.section.split(" > ") if chunk.section else [])][-2:]
         label = next((p for p in reversed(names) if names_the_question(tokenize(heading_name(p)), question)), "")
