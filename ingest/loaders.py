@@ -587,11 +587,11 @@ class _DocxNumbering:
         for a in root.iterchildren(_W_ABSTRACT):
             levels = {}
             for lvl in a.iterchildren(_W_LVL):
-                ilvl = int(lvl.get(_W_ILVL, "0") or 0) if (lvl.get(_W_ILVL, "0") or "0").isdigit() else 0
                 fmt = lvl.find(_W_NUMFMT)
-                start = lvl.find(_W_START)
-                levels[ilvl] = (fmt.get(_W_VAL, "decimal") if fmt is not None else "decimal",
-                                int(start.get(_W_VAL)) if start is not None and (start.get(_W_VAL) or "").isdigit() else 1)
+                levels[_int_attr(lvl, _W_ILVL, 0)] = (
+                    fmt.get(_W_VAL, "decimal") if fmt is not None else "decimal",
+                    _int_attr(lvl.find(_W_START), _W_VAL, 1),
+                )
             abstract[a.get(qn("w:abstractNumId"), "")] = levels
         for num in root.iterchildren(_W_NUM):
             ref = num.find(_W_ABSTRACT_ID)
@@ -608,10 +608,8 @@ class _DocxNumbering:
         if numpr is None:
             return ""
         num = numpr.find(_W_NUMID)
-        lvl = numpr.find(_W_ILVL)
         num_id = num.get(_W_VAL, "") if num is not None else ""
-        ilvl_raw = lvl.get(_W_VAL, "0") if lvl is not None else "0"
-        ilvl = min(int(ilvl_raw), 8) if ilvl_raw.isdigit() else 0
+        ilvl = min(_int_attr(numpr.find(_W_ILVL), _W_VAL, 0), 8)
         spec = self.formats.get((num_id, ilvl))
         if spec is None or num_id in ("", "0"):
             return ""
@@ -622,6 +620,12 @@ class _DocxNumbering:
             counts[deeper] = 0
         indent = "  " * ilvl
         return indent + _number_marker(fmt, counts[ilvl])
+
+
+def _int_attr(element: etree._Element | None, name: str, default: int) -> int:
+    """An element's non-negative integer attribute, ``default`` when absent or not a number."""
+    value = (element.get(name) or "").strip() if element is not None else ""
+    return int(value) if value.isdigit() else default
 
 
 def _number_marker(fmt: str, n: int) -> str:

@@ -106,6 +106,11 @@ def _context():
     return ctx
 
 
+def _pool(n: int, limits: FileLimits) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(max_workers=n, mp_context=_context(),
+                               initializer=_limit_memory, initargs=(limits.memory_mb,))
+
+
 def _kill(pool: ProcessPoolExecutor) -> None:
     for proc in list(getattr(pool, "_processes", {}).values()):
         try:
@@ -135,8 +140,7 @@ def run_files(tasks: Iterable[Task], corpus: Path, settings: ChunkSettings, limi
         alone = not queue
         batch = suspects if alone else queue
         n = 1 if alone else min(limits.workers, len(batch), os.cpu_count() or 1)
-        pool = ProcessPoolExecutor(max_workers=n, mp_context=_context(),
-                                   initializer=_limit_memory, initargs=(limits.memory_mb,))
+        pool = _pool(n, limits)
         inflight: dict[Future, tuple[Task, float]] = {}
         try:
             while batch or inflight:
@@ -167,8 +171,7 @@ def run_files(tasks: Iterable[Task], corpus: Path, settings: ChunkSettings, limi
                     _kill(pool)
                     batch.extendleft(t for t, _ in reversed(list(inflight.values())))
                     inflight = {}
-                    pool = ProcessPoolExecutor(max_workers=n, mp_context=_context(),
-                                               initializer=_limit_memory, initargs=(limits.memory_mb,))
+                    pool = _pool(n, limits)
         except BrokenProcessPool:
             lost = [t for t, _ in inflight.values()]
             if alone:  # it died on its own: this file is the cause

@@ -314,6 +314,14 @@ def _generations(out: Path) -> list[Path]:
     return sorted(p for p in out.parent.glob(f".{out.name}.gen-*") if p.is_dir())
 
 
+def _kept_generations(out: Path) -> set[Path]:
+    """The generation ``out`` links to and the newest one before it (a server may still be
+    reading it); every other generation is stale."""
+    current = Path(os.path.realpath(out)) if out.is_symlink() else None
+    older = [g for g in _generations(out) if g != current]
+    return set(older[-1:]) | ({current} if current else set())
+
+
 def _swap_into_place(tmp: Path, out: Path) -> None:
     """Make the complete index in ``tmp`` the one at ``out`` in one atomic step.
 
@@ -333,8 +341,7 @@ def _swap_into_place(tmp: Path, out: Path) -> None:
     os.symlink(gen.name, link)
     os.replace(link, out)
     _fsync_dir(out.parent)
-    current = Path(os.path.realpath(out))
-    keep = {current, *[g for g in _generations(out) if g != current][-1:]}
+    keep = _kept_generations(out)
     for g in _generations(out):
         if g not in keep:
             shutil.rmtree(g, ignore_errors=True)
@@ -360,9 +367,7 @@ def clean_leftovers(out: Path) -> list[str]:
     removed (names)."""
     out = Path(out)
     removed = []
-    current = Path(os.path.realpath(out)) if out.is_symlink() else None
-    gens = [g for g in _generations(out) if g != current]
-    keep = set(gens[-1:]) | ({current} if current else set())
+    keep = _kept_generations(out)
     for p in out.parent.glob(f".{out.name}.*"):
         stale = (
             p.name.startswith((f".{out.name}.building-", f".{out.name}.old-", f".{out.name}.link-"))

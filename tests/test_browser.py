@@ -313,11 +313,12 @@ class HostPage:
         self.httpd.server_close()
 
 
-def test_embed_framing_follows_embed_origins(browser, tmp_path):
-    """A site listed in app.embed_origins can frame /embed; another site (same machine,
-    other origin: localhost instead of 127.0.0.1) gets a blocked frame."""
+def assert_framing_follows_embed_origins(browser, tmp_path, path: str, ready: str, marker: str) -> None:
+    """A site listed in app.embed_origins can frame ``path`` (``ready`` appears in the frame);
+    another site (same machine, other origin: localhost instead of 127.0.0.1) gets a blocked
+    frame in which ``marker`` never appears."""
     port = free_port()
-    host = HostPage(f"http://127.0.0.1:{port}/embed?q=" + quote(STARTERS[0]))
+    host = HostPage(f"http://127.0.0.1:{port}{path}")
     allowed = f"http://127.0.0.1:{host.port}"
     cfg = tiny_config(tmp_path).replace(app__embed_origins=("'self'", allowed))
     try:
@@ -326,17 +327,16 @@ def test_embed_framing_follows_embed_origins(browser, tmp_path):
             try:
                 page = w.page
                 page.goto(allowed + "/intranet.html")
-                frame = page.frame_locator("#kb")
-                frame.locator(".kb-bot details.kb-cite").first.wait_for()  # framed and answering
+                page.frame_locator("#kb").locator(ready).first.wait_for()  # framed and working
 
                 page.goto(f"http://localhost:{host.port}/other.html")
                 deadline = time.monotonic() + 10
                 while not any(f.url.startswith("chrome-error:") for f in page.frames):
                     assert time.monotonic() < deadline, [f.url for f in page.frames]
                     page.wait_for_timeout(100)  # the browser replaces a refused frame
-                embed = [f for f in page.frames if f.url.startswith(live.url)]
-                assert not any(f.locator("#kb-title").count() for f in embed), \
-                    "a site outside embed_origins could frame /embed"
+                framed = [f for f in page.frames if f.url.startswith(live.url)]
+                assert not any(f.locator(marker).count() for f in framed), \
+                    f"a site outside embed_origins could frame {path}"
                 hosts = {urlsplit(u).hostname for u in w.requests}
                 assert hosts <= {"127.0.0.1", "localhost"}, hosts
                 assert not w.dialogs
@@ -344,6 +344,11 @@ def test_embed_framing_follows_embed_origins(browser, tmp_path):
                 w.close()
     finally:
         host.close()
+
+
+def test_embed_framing_follows_embed_origins(browser, tmp_path):
+    assert_framing_follows_embed_origins(browser, tmp_path, "/embed?q=" + quote(STARTERS[0]),
+                                         ".kb-bot details.kb-cite", "#kb-title")
 
 
 # -- feedback survives a restart --------------------------------------------------------------
@@ -417,26 +422,4 @@ def test_chat_page_loads_nothing_from_outside_and_breaks_no_csp(watched, server)
 
 
 def test_chat_page_framing_follows_embed_origins(browser, tmp_path):
-    port = free_port()
-    host = HostPage(f"http://127.0.0.1:{port}/")
-    allowed = f"http://127.0.0.1:{host.port}"
-    cfg = tiny_config(tmp_path).replace(app__embed_origins=("'self'", allowed))
-    try:
-        with LiveServer(cfg, port=port) as live:
-            w = Watched(browser, live.url)
-            try:
-                page = w.page
-                page.goto(allowed + "/intranet.html")
-                page.frame_locator("#kb").locator("#kb-input textarea").wait_for()  # framed
-                page.goto(f"http://localhost:{host.port}/other.html")
-                deadline = time.monotonic() + 10
-                while not any(f.url.startswith("chrome-error:") for f in page.frames):
-                    assert time.monotonic() < deadline, [f.url for f in page.frames]
-                    page.wait_for_timeout(100)
-                framed = [f for f in page.frames if f.url.startswith(live.url)]
-                assert not any(f.locator("#kb-input").count() for f in framed), \
-                    "a site outside embed_origins could frame the chat page"
-            finally:
-                w.close()
-    finally:
-        host.close()
+    assert_framing_follows_embed_origins(browser, tmp_path, "/", "#kb-input textarea", "#kb-input")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import docx
 import pytest
+from test_loader_fuzz import pdf_file
 
 from ingest.loaders import (
     SUPPORTED_SUFFIXES,
@@ -440,17 +441,7 @@ def test_aes_pdf_without_cryptography_says_so(tmp_path: Path) -> None:
 
 def pdf_with_objects(objects: list[bytes]) -> bytes:
     """A hand-made PDF: objects numbered from 1 (the first is the catalog), a valid xref."""
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Root 1 0 R /Size %d >>\n" % (len(objects) + 1)
-    out += b"startxref\n%d\n%%%%EOF\n" % xref
-    return bytes(out)
+    return pdf_file(objects, b"<< /Root 1 0 R /Size %d >>" % (len(objects) + 1))
 
 
 def stream(data: bytes) -> bytes:

@@ -154,21 +154,26 @@ def test_outline_is_built_at_ingest_and_stored_in_the_index(tmp_path):
     assert result.processed == [] and result.records["guide.md"].outline == heads
 
 
-def test_a_list_made_of_sub_headings_is_answered_whole(tmp_path):
+def guide_service(tmp_path, guide: str):
+    """A service (hashing embedder, no domain) over a Markdown guide and the statute."""
     from conftest import hashing_config
 
     from kb.service import KnowledgeService
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()
-    guide = ("# 帮扶措施\n\n帮扶不合格员工需要耐心和方法。\n\n## 具体方案\n\n### 培训指导\n\n- 针对性的课程设置\n- 实践与理论相结合\n\n"
-             "### 能力提升\n\n- 安排实践任务\n- 定期复盘\n\n### 跟踪反馈\n\n- 定期检查进度\n- 及时调整方案\n\n"
-             "## 注意事项\n\n帮扶过程中要保持耐心，尊重员工。\n")
     (corpus / "guide.md").write_text(guide, encoding="utf-8")
     (corpus / "劳动法.md").write_text(STATUTE, encoding="utf-8")
     # hashing similarities are low: a lower refusal threshold suits them
     cfg = hashing_config(tmp_path / "data", corpus, domain_dir="", answer__min_confidence=0.1)
-    svc = KnowledgeService(cfg, progress=False)
+    return KnowledgeService(cfg, progress=False)
+
+
+def test_a_list_made_of_sub_headings_is_answered_whole(tmp_path):
+    guide = ("# 帮扶措施\n\n帮扶不合格员工需要耐心和方法。\n\n## 具体方案\n\n### 培训指导\n\n- 针对性的课程设置\n- 实践与理论相结合\n\n"
+             "### 能力提升\n\n- 安排实践任务\n- 定期复盘\n\n### 跟踪反馈\n\n- 定期检查进度\n- 及时调整方案\n\n"
+             "## 注意事项\n\n帮扶过程中要保持耐心，尊重员工。\n")
+    svc = guide_service(tmp_path, guide)
     a = svc.ask("帮扶员工的具体方案包括哪几块？").to_dict()
     assert a["answered"]
     for label in ("培训指导", "能力提升", "跟踪反馈"):
@@ -224,19 +229,10 @@ def test_docx_headings_and_numbering_as_the_reader_sees_them(tmp_path):
 
 
 def test_the_list_under_a_heading_that_names_the_question_is_answered_whole(tmp_path):
-    from conftest import hashing_config
-
-    from kb.service import KnowledgeService
-
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
     guide = ("# 沟通反馈\n\n## 问题处理\n\n### 有效解决：行动胜于承诺\n\n问题的有效解决就像为员工扫除前进道路上的障碍。\n\n"
              "实践建议：\n- 深入分析问题根源\n- 制定切实可行的解决方案\n- 调动必要的资源支持\n\n"
              "### 跟踪反馈：持续改进\n\n定期回访员工，了解改进效果。\n")
-    (corpus / "guide.md").write_text(guide, encoding="utf-8")
-    (corpus / "劳动法.md").write_text(STATUTE, encoding="utf-8")
-    cfg = hashing_config(tmp_path / "data", corpus, domain_dir="", answer__min_confidence=0.1)
-    a = KnowledgeService(cfg, progress=False).ask("员工反映的问题要怎么真正解决？").to_dict()
+    a = guide_service(tmp_path, guide).ask("员工反映的问题要怎么真正解决？").to_dict()
     assert a["answered"]
     for item in ("深入分析问题根源", "制定切实可行的解决方案", "调动必要的资源支持"):
         assert item in a["answer"]
