@@ -105,7 +105,8 @@ class AnswerSettings:
     max_question_chars: int = 500
     extra_passages: int = 2  # how many further passages may add their best sentence
     extra_margin: float = 0.1  # ...when it scores within this margin of the best point
-    # refuse a question asking for a value (多少, 几个月, 网址…) of a noun the corpus never uses
+    # refuse what the documents cannot address (kb.answer.scope): a value (多少, 几个月, 网址…) of a
+    # noun the corpus never uses, a time or a future no chosen passage names, one's own records
     value_guard: bool = True
 
 
@@ -121,6 +122,13 @@ class AppSettings:
     embed_origins: tuple[str, ...] = ("'self'",)  # frame-ancestors allowed to embed /embed
     cors_origins: tuple[str, ...] = ()
     admin_token: str = ""
+    # when true, /v1/*, /mcp, /api/ask, /api/search and /api/documents need an API key
+    # (``Authorization: Bearer <key>``, scope ask or admin; ``kb key add NAME --scope ask``)
+    require_key: bool = False
+    # Host header values /mcp accepts besides the loopback names (127.0.0.1, localhost, [::1],
+    # any port): the MCP SDK's DNS-rebinding guard. E.g. "kb.intranet.example:7860" or
+    # "kb.intranet.example:*" when the server is reached by that name.
+    mcp_allowed_hosts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -178,6 +186,9 @@ class Config:
     max_file_bytes: int = 50 * 1024 * 1024
     # a docx (a zip) whose parts unpack to more than this is refused as a zip bomb
     max_unpacked_bytes: int = 200 * 1024 * 1024
+    # the data-access layer's database (kb.store: API keys): a SQLAlchemy URL; "" means
+    # sqlite:///<data_dir>/kb.sqlite3
+    database_url: str = ""
     chunking: ChunkSettings = field(default_factory=ChunkSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)
     embedder: EmbedderSettings = field(default_factory=EmbedderSettings)

@@ -1,0 +1,134 @@
+"""The data-access layer's database: a SQLAlchemy engine over ``config.database_url`` (default
+``sqlite:///<data_dir>/kb.sqlite3``), brought to the newest schema by the Alembic migrations in
+``kb/store/migrations/`` when it is opened (``open_database``), never at import.
+
+Queries go through SQLAlchemy's ORM and Core constructs only, so pointing ``database_url`` at
+another database (PostgreSQL: ``postgresql+psycopg://user@host/kb``) needs its driver and no
+code change. The only SQLite-specific lines are in ``make_engine``: the file's folder is created
+and a busy timeout set, so that the CLI and the server may write at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+DEFAULT_FILE = "kb.sqlite3"
+
+
+class StoreError(ValueError):
+    """The database cannot be used; the message names it and, where there is one, the fix."""
+
+
+def database_url(config: Any) -> str:
+    """``config.database_url``, or the SQLite file ``kb.sqlite3`` in ``config.data_dir``."""
+    url = getattr(config, "database_url", "") or ""
+    return url or f"sqlite:///{Path(config.data_dir) / DEFAULT_FILE}"
+
+
+def make_engine(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreError(f"database_url {url!r} is not a database URL (e.g. sqlite:///data/kb.sqlite3)") from None
+    kwargs: dict[str, Any] = {}
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"timeout": 10}
+    try:
+        return create_engine(parsed, **kwargs)
+    except (ArgumentError, ImportError) as e:
+        raise StoreError(f"database_url {parsed.render_as_string(hide_password=True)}: {e}") from None
+
+
+def _alembic_config(connection: Any = None):
+    from alembic.config import Config as AlembicConfig
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def migrate(engine: Engine) -> list[str]:
+    """Upgrade the database to the newest revision; the revisions applied, oldest first (``[]``
+    when it was already there: a second open reads one row and changes nothing)."""
+    from alembic import command
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    script = ScriptDirectory.from_config(_alembic_config())
+    head = script.get_current_head()
+    current = current_revision(engine)
+    if current == head:
+        return []
+    try:
+        pending = [s.revision for s in script.iterate_revisions(head, current)][::-1]
+    except CommandError:
+        raise StoreError(f"the database {engine.url.render_as_string(hide_password=True)} is at schema "
+                         f"revision {current}, which this version does not know (newest here: {head}); "
+                         "use the version of kb that wrote it") from None
+    try:
+        with engine.begin() as conn:
+            command.upgrade(_alembic_config(conn), "head")
+    except SQLAlchemyError:
+        # another process (the CLI beside the server) may have migrated it meanwhile
+        if current_revision(engine) != head:
+            raise
+        return []
+    log.info("database %s migrated: %s", engine.url.render_as_string(hide_password=True), ", ".join(pending))
+    return pending
+
+
+class Database:
+    """One engine and its sessions; opening it migrates the schema (``applied`` says what ran)."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = make_engine(url)
+        try:
+            self.applied: list[str] = migrate(self.engine)
+        except SQLAlchemyError as e:
+            self.engine.dispose()
+            raise StoreError(f"the database {self.engine.url.render_as_string(hide_password=True)} cannot "
+                             f"be opened: {e.__class__.__name__}: {str(e).splitlines()[0]}") from None
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session in a transaction: committed on success, rolled back on error."""
+        with self._sessions.begin() as s:
+            yield s
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_database(config: Any) -> Database:
+    return Database(database_url(config))

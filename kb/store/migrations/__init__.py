@@ -1,0 +1,1 @@
+"""Alembic migrations of the data-access layer (run by ``kb.store.db.migrate``)."""
