@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import unicodedata
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, Header, HTTPException, Query, Request
@@ -42,6 +43,25 @@ def no_surrogates(value: str) -> str:
 
 Text = Annotated[StrictStr, AfterValidator(no_surrogates)]
 
+MAX_USER_CHARS = 128
+
+
+def valid_user(value: str) -> str:
+    """A portal's user id as passed by the widget or an API client: at most
+    ``MAX_USER_CHARS`` characters, none of them a control, format or line-separator character
+    (it is stored and shown to trainers, so it must read as one plain line)."""
+    if len(value) > MAX_USER_CHARS:
+        raise ValueError(f"user must be at most {MAX_USER_CHARS} characters")
+    bad = next((ch for ch in value if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp")), None)
+    if bad is not None:
+        raise ValueError(f"user holds a control character (U+{ord(bad):04X})")
+    return value.strip()
+
+
+UserId = Annotated[StrictStr, AfterValidator(no_surrogates), AfterValidator(valid_user)]
+USER_DOC = (f"the portal's id of the person asking (optional, at most {MAX_USER_CHARS} characters, "
+            "no control characters); recorded in the ask log and with feedback")
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -75,6 +95,7 @@ class AskRequest(Strict):
         description='previous turns, as {"question","answer","citations"} pairs or '
         '{"role","content"} messages; used to resolve follow-up questions',
     )
+    user: UserId | None = Field(default=None, description=USER_DOC)
 
     def history_dicts(self) -> list[dict] | None:
         if self.history is None:
@@ -88,6 +109,7 @@ class FeedbackRequest(Strict):
     citations: list[dict[str, Any]] | None = Field(default=None, max_length=MAX_CITATIONS)
     rating: Literal["up", "down"]
     comment: Text = Field(default="", max_length=MAX_COMMENT_CHARS)
+    user: UserId | None = Field(default=None, description=USER_DOC)
 
 
 class FeedbackCreated(BaseModel):
@@ -107,7 +129,7 @@ def make_router(service: KnowledgeService, feedback: FeedbackStore) -> APIRouter
 
     @router.post("/ask", summary="Answer a question with exact-quote citations")
     def ask(req: AskRequest) -> dict:
-        return service.ask(req.question, history=req.history_dicts()).to_dict()
+        return service.ask(req.question, history=req.history_dicts(), user=req.user or None).to_dict()
 
     @router.get("/search", summary="Hybrid search: the best passages for a query")
     def search(
@@ -130,7 +152,7 @@ def make_router(service: KnowledgeService, feedback: FeedbackStore) -> APIRouter
     def add_feedback(req: FeedbackRequest) -> FeedbackCreated:
         fid = feedback.add(
             req.question, req.answer, req.rating, citations=req.citations,
-            comment=req.comment, channel="api",
+            comment=req.comment, channel="api", user=req.user,
         )
         return FeedbackCreated(id=fid)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from kb.sqlitedb import Database
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 RATINGS = ("up", "down")
 
 _MIGRATIONS: dict[int, str] = {
@@ -30,6 +30,8 @@ _MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX feedback_created ON feedback (created_at);
     """,
+    # who rated: the portal's user id a widget or API client passed ('' when none)
+    2: "ALTER TABLE feedback ADD COLUMN user TEXT NOT NULL DEFAULT '';",
 }
 
 
@@ -72,16 +74,18 @@ class FeedbackStore:
         citations: list | None = None,
         comment: str = "",
         channel: str = "",
+        user: str | None = None,
     ) -> int:
+        """``user``: the rater's id as the portal passed it (``''`` when none)."""
         if rating not in RATINGS:
             raise ValueError(f"rating must be one of {RATINGS}, not {rating!r}")
         now = _now()
         with self._connect() as db:
             cur = db.execute(
                 "INSERT INTO feedback (created_at, updated_at, question, answer, citations,"
-                " rating, comment, channel) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " rating, comment, channel, user) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (now, now, question, answer, json.dumps(citations or [], ensure_ascii=False),
-                 rating, comment or "", channel),
+                 rating, comment or "", channel, user or ""),
             )
             return int(cur.lastrowid)
 

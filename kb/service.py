@@ -167,10 +167,10 @@ class KnowledgeService:
         return self.retriever.search(question, k=k, mode=mode)
 
     def ask(self, question: str, history: list | None = None, *, use_faq: bool = True,
-            log: bool = True) -> Answer:
+            log: bool = True, user: str | None = None) -> Answer:
         """Answer ``question`` (resolving a follow-up against ``history``) with citations: from
         an approved FAQ entry when one matches (``use_faq``), else from the documents. ``log``
-        records the question in the FAQ ask log."""
+        records the question in the FAQ ask log, with the asker's ``user`` id when given."""
         self._check_question(question)
         t0 = time.perf_counter()
         resolved = self.followup.resolve(question, history or [])
@@ -180,7 +180,7 @@ class KnowledgeService:
         answer.timings_ms["followup"] = round((t1 - t0) * 1000, 2)
         answer.timings_ms["total"] = round((time.perf_counter() - t0) * 1000, 2)
         if log:
-            self.faq.log_question(answer, hit.entry_id if hit else None)
+            self.faq.log_question(answer, hit.entry_id if hit else None, user=user)
         return answer
 
     def document(self, source: str) -> Document:

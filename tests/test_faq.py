@@ -125,7 +125,7 @@ def test_a_version_1_database_is_upgraded_without_loss(tmp_path):
     db.close()
 
     store = FaqStore(path)
-    assert store.schema_version() == SCHEMA_VERSION == 2
+    assert store.schema_version() == SCHEMA_VERSION == 3
     e = store.require(1)
     assert (e.question, e.answer, e.citations, e.topic, e.status, e.alt_questions) == (
         "老问题？", "老回答 [1]", cites, "旧主题", "approved", ["旧说法？"])

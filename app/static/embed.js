@@ -1,5 +1,7 @@
 // The embeddable chat: plain JS over /api/ask, /api/documents and /api/feedback.
 // Every piece of text from the server is put into the page with textContent, never as HTML.
+// The URL's options arrive validated by the server in kb-config (app/embed.py): title,
+// question (sent on load), user (sent with every ask and feedback), accent (#rgb/#rrggbb).
 (function () {
   "use strict";
 
@@ -17,6 +19,11 @@
   let turns = []; // {question, answer, citations} for follow-up questions
   let busy = false;
   const docs = new Map(); // source -> Promise of {source, title, text}
+
+  // the portal's user id travels with asks and feedback when the page was opened with one
+  function withUser() {
+    return cfg.user ? { user: cfg.user } : {};
+  }
 
   function el(tag, cls, text) {
     const node = document.createElement(tag);
@@ -90,6 +97,16 @@
 
   function closeDocument() {
     docEl.hidden = true;
+  }
+
+  // Escape closes the document viewer; with none open, a page framing this one (the widget,
+  // app/static/widget.js) is told, so that it can close its panel. The message carries nothing.
+  function onEscape() {
+    if (!docEl.hidden) {
+      closeDocument();
+    } else if (window.parent !== window) {
+      window.parent.postMessage({ kb: "escape" }, "*");
+    }
   }
 
   // ---- rendering ------------------------------------------------------------------
@@ -259,7 +276,7 @@
           headers: { "Content-Type": "application/json" },
           body: JSON.stringify({
             question: answer.question, answer: answer.answer, citations: answer.citations,
-            rating, comment: comment.value.trim(),
+            rating, comment: comment.value.trim(), ...withUser(),
           }),
         });
         if (!r.ok) throw new Error(await errorText(r));
@@ -355,7 +372,7 @@
       const r = await fetch("/api/ask", {
         method: "POST",
         headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ question: q, history: turns.slice(-HISTORY_TURNS) }),
+        body: JSON.stringify({ question: q, history: turns.slice(-HISTORY_TURNS), ...withUser() }),
       });
       if (!r.ok) throw new Error(await errorText(r));
       const answer = await r.json();
@@ -378,6 +395,11 @@
   }
 
   // ---- wiring ---------------------------------------------------------------------
+  if (cfg.accent && /^#(?:[0-9a-f]{3}|[0-9a-f]{6})$/i.test(cfg.accent)) {
+    // CSSOM, not markup: allowed by the page's style-src 'self'
+    document.documentElement.style.setProperty("--kb-accent", cfg.accent);
+    document.documentElement.style.setProperty("--kb-head-bg", cfg.accent);
+  }
   document.title = cfg.title;
   $("kb-title").textContent = cfg.title;
   form.addEventListener("submit", (ev) => {
@@ -398,9 +420,8 @@
   });
   $("kb-doc-close").addEventListener("click", closeDocument);
   docEl.addEventListener("click", (ev) => { if (ev.target === docEl) closeDocument(); });
-  document.addEventListener("keydown", (ev) => { if (ev.key === "Escape") closeDocument(); });
+  document.addEventListener("keydown", (ev) => { if (ev.key === "Escape") onEscape(); });
 
   welcome();
-  const initial = new URLSearchParams(window.location.search).get("q");
-  if (initial) ask(initial);
+  if (cfg.question) ask(cfg.question);
 })();

@@ -136,14 +136,15 @@ class FaqService:
         )
         return FaqHit(ans, entry.id)
 
-    def log_question(self, answer: Answer, faq_id: int | None = None) -> None:
-        """Record an asked question (time, answered, confidence) for usage suggestions. A
-        database that cannot be written is logged, never allowed to fail the answer."""
+    def log_question(self, answer: Answer, faq_id: int | None = None, user: str | None = None) -> None:
+        """Record an asked question (time, answered, confidence, the asker's ``user`` id when
+        given) for usage suggestions. A database that cannot be written is logged, never
+        allowed to fail the answer."""
         if not (self.settings.enabled and self.settings.log_questions) or self.unavailable:
             return
         try:
             self.store.log_question(answer.question, answer.answered, answer.confidence,
-                                    answer.source_kind, faq_id)
+                                    answer.source_kind, faq_id, user=user)
         except sqlite3.Error as e:
             log.warning("FAQ ask log not written (%s): %s", self.store.path, e)
 

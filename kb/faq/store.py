@@ -100,7 +100,12 @@ def _v2(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS = {1: _v1, 2: _v2}
+def _v3(db: sqlite3.Connection) -> None:
+    """Who asked: the portal's user id a widget or API client passed (``''`` when none)."""
+    db.execute("ALTER TABLE ask_log ADD COLUMN user TEXT NOT NULL DEFAULT ''")
+
+
+MIGRATIONS = {1: _v1, 2: _v2, 3: _v3}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 
@@ -376,12 +381,15 @@ class FaqStore:
 
     # -- the ask log -----------------------------------------------------------------------------
     def log_question(self, question: str, answered: bool, confidence: float = 0.0,
-                     source_kind: str = "", faq_id: int | None = None, at: str | None = None) -> int:
+                     source_kind: str = "", faq_id: int | None = None, at: str | None = None,
+                     user: str | None = None) -> int:
+        """``user``: the asker's id as the portal passed it (``''`` when none)."""
         with self.connect() as db:
             cur = db.execute(
-                "INSERT INTO ask_log (asked_at, question, answered, confidence, source_kind, faq_id)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (at or now(), question, int(bool(answered)), float(confidence), source_kind, faq_id),
+                "INSERT INTO ask_log (asked_at, question, answered, confidence, source_kind, faq_id, user)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (at or now(), question, int(bool(answered)), float(confidence), source_kind, faq_id,
+                 user or ""),
             )
             row_id = int(cur.lastrowid)
         self._maybe_prune_log()
