@@ -150,7 +150,7 @@ def test_feedback_stored_in_sqlite(client, server):
             "SELECT question, answer, citations, rating, comment, created_at FROM feedback WHERE id = ?",
             (fid,),
         ).fetchone()
-        assert db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == 1
+        assert db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == 2
     finally:
         db.close()
     assert row[0] == a["question"] and row[1] == a["answer"]
