@@ -69,9 +69,10 @@ class Portal:
         self.httpd.server_close()
 
 
-def portal_page(*scripts: str) -> str:
-    return ("<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'><title>入职门户</title></head>"
-            "<body><h1>新员工入职门户</h1><p>欢迎加入公司。</p>" + "".join(scripts) + "</body></html>")
+def portal_page(*scripts: str, head: str = "") -> str:
+    return ("<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'><title>入职门户</title>"
+            + head + "</head><body><h1>新员工入职门户</h1><p>欢迎加入公司。</p>" + "".join(scripts)
+            + "</body></html>")
 
 
 @pytest.fixture(scope="module")
@@ -90,9 +91,9 @@ def site(tmp_path_factory):
                 f'<script src="{src}" data-position="top-left" data-color="#B42318" data-title="财务问答"'
                 ' async></script>',
             )
-            portal.pages["/open.html"] = portal_page(
+            portal.pages["/open.html"] = portal_page(head=(  # in <head>: mounted once <body> exists
                 f'<script src="{src}" data-open data-question="{STARTERS[1]}" data-position="bottom-left"'
-                ' data-user="emp-7"></script>')
+                ' data-user="emp-7"></script>'))
             portal.pages["/hostile.html"] = portal_page(
                 f'<script src="{src}" data-open="true" data-title="{XSS_IMG}" data-color="{HOSTILE_COLOR}"'
                 ' data-question="&lt;script&gt;alert(2)&lt;/script&gt;差旅报销的流程是什么？"'
