@@ -10,11 +10,15 @@
   Content-Security-Policy (the Gradio chat at ``/``) get one that loads nothing from outside
   and may be framed only by ``embed_origins``;
 - **a wrong method on a known route is 405** with ``Allow`` (the Gradio mount at ``/`` would
-  otherwise answer 404 for it).
+  otherwise answer 404 for it);
+- **owned prefixes** (``/v1/``, the OpenAI-compatible API) are the application's own: a path
+  under one that no route has is 404 here instead of falling through to the Gradio mount, and
+  the errors this layer gives there are in that API's error shape (``shapes``).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Awaitable, Callable, Iterable
@@ -48,8 +52,16 @@ def chat_csp(frame_ancestors: Iterable[str]) -> str:
     )
 
 
-def _json(status: int, detail: str, headers: list[tuple[bytes, bytes]] | None = None) -> tuple[dict, dict]:
-    body = json.dumps({"detail": detail}, ensure_ascii=False).encode()
+Shape = Callable[[int, str], dict]  # (status, message) -> the JSON body of an error
+
+
+def detail_shape(status: int, detail: str) -> dict:
+    return {"detail": detail}
+
+
+def _json(status: int, detail: str, headers: list[tuple[bytes, bytes]] | None = None,
+          shape: Shape = detail_shape) -> tuple[dict, dict]:
+    body = json.dumps(shape(status, detail), ensure_ascii=False).encode()
     start = {
         "type": "http.response.start",
         "status": status,
@@ -67,34 +79,40 @@ class Guard:
     """Wraps the whole application; ``routes`` are the application's own (for 405)."""
 
     def __init__(self, app: ASGIApp, *, max_body: int, frame_ancestors: list[str],
-                 routes: Callable[[], list] | None = None):
+                 routes: Callable[[], list] | None = None, shapes: dict[str, Shape] | None = None):
         self.app = app
         self.max_body = max_body
         self.csp = chat_csp(frame_ancestors).encode()
         self.routes = routes or (lambda: [])
+        self.shapes = dict(shapes or {})  # owned path prefix -> error shape
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "")
+        shape = next((f for prefix, f in self.shapes.items() if path.startswith(prefix)), None)
+        reply = functools.partial(self._reply, send, shape=shape or detail_shape)
         if CLOSED_GRADIO.match(path):
-            await self._reply(send, 404, "not found")
+            await reply(404, "not found")
             return
         allowed = [] if scope["method"] in ("OPTIONS", "HEAD") else self._other_methods(scope)
         if allowed:
-            await self._reply(send, 405, f"method {scope['method']} not allowed; use {', '.join(allowed)}",
-                              [(b"allow", ", ".join(allowed).encode())])
+            await reply(405, f"method {scope['method']} not allowed; use {', '.join(allowed)}",
+                        [(b"allow", ", ".join(allowed).encode())])
+            return
+        if shape is not None and not self._known_path(scope):
+            await reply(404, f"no such endpoint: {path}")
             return
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length", b"").strip()
         if declared.isdigit() and int(declared) > self.max_body:
-            await self._reply(send, 413, f"request body over {self.max_body:,} bytes")
+            await reply(413, f"request body over {self.max_body:,} bytes")
             return
         if scope["method"] in ("POST", "PUT", "PATCH", "DELETE"):
             body, more_disconnect = await self._read_body(receive)
             if body is None:
-                await self._reply(send, 413, f"request body over {self.max_body:,} bytes")
+                await reply(413, f"request body over {self.max_body:,} bytes")
                 return
             receive = _replay(body, receive, more_disconnect)
         await self.app(scope, receive, self._with_headers(send))
@@ -122,6 +140,12 @@ class Guard:
             return []
         return [m for m in _METHODS if m != scope["method"] and _matches(routes, {**scope, "method": m})]
 
+    def _known_path(self, scope: Scope) -> bool:
+        """Whether one of the application's own routes (not its mounts) has this path, for any
+        method."""
+        routes = [r for r in self.routes() if not isinstance(r, Mount)]
+        return any(_matches(routes, {**scope, "method": m}) for m in _METHODS)
+
     def _with_headers(self, send: Send) -> Send:
         csp = self.csp
 
@@ -142,8 +166,8 @@ class Guard:
 
     @staticmethod
     async def _reply(send: Send, status: int, detail: str,
-                     headers: list[tuple[bytes, bytes]] | None = None) -> None:
-        start, body = _json(status, detail, headers)
+                     headers: list[tuple[bytes, bytes]] | None = None, *, shape: Shape = detail_shape) -> None:
+        start, body = _json(status, detail, headers, shape)
         await send(start)
         await send(body)
 

@@ -1,10 +1,13 @@
-"""One process: the HTTP API, the embeddable page, the document viewer, the trainers' FAQ page
-(``/trainers``, ``/api/admin/faq``) and the Gradio chat (mounted at ``/``), all over one
-``KnowledgeService`` loaded once."""
+"""One process: the HTTP API, the OpenAI-compatible API (``/v1``), the MCP server (``/mcp``),
+the embeddable page, the document viewer, the trainers' FAQ page (``/trainers``,
+``/api/admin/faq``) and the Gradio chat (mounted at ``/``), all over one ``KnowledgeService``
+loaded once."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import gradio as gr
@@ -21,6 +24,12 @@ from app.embed import make_embed_router
 from app.faq_admin import make_faq_admin_router
 from app.feedback import FeedbackStore, feedback_path
 from app.guard import Guard
+from app.keys import KeyGate
+from app.mcp_server import PATH as MCP_PATH
+from app.mcp_server import McpEndpoint
+from app.openai_api import PREFIX as OPENAI_PREFIX
+from app.openai_api import error_shape as openai_error_shape
+from app.openai_api import install_openai_schema, make_openai_router
 from app.viewer import make_viewer_router
 from kb.config import Config
 from kb.service import KnowledgeService
@@ -49,30 +58,46 @@ def create_app(config: Config, service: KnowledgeService | None = None) -> FastA
     cors_origins = _check_origins("cors_origins", tuple(config.app.cors_origins))
     service = service or KnowledgeService(config)
     feedback = FeedbackStore(feedback_path(config.data_dir))
+    mcp = McpEndpoint(service, MAX_BODY_BYTES)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        async with mcp.lifespan():  # the MCP session manager's task group
+            yield
 
     app = FastAPI(
         title=config.app.title,
-        summary="Cited answers over the knowledge base: ask, search, documents, feedback.",
+        summary="Cited answers over the knowledge base: ask, search, documents, feedback; "
+                "OpenAI-compatible chat completions under /v1; an MCP server at /mcp.",
         version="1",
         docs_url=None,  # served from this machine by app.docs, not from a CDN
         redoc_url=None,
+        lifespan=lifespan,
     )
     app.state.service = service
     app.state.feedback = feedback
     install_error_handlers(app)
+    shapes = {OPENAI_PREFIX + "/": openai_error_shape}
 
+    if config.app.require_key:  # innermost: API keys on /v1, /mcp, /api/ask, /api/search, /api/documents
+        from kb.store import open_key_store
+
+        app.add_middleware(KeyGate, store=open_key_store(config), shapes=shapes)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=cors_origins,
         allow_methods=["GET", "POST"],
-        allow_headers=["Content-Type"],
+        allow_headers=["Content-Type", "Authorization"],
         max_age=600,
     )
     # outermost: body limits, closed Gradio file routes, security headers, 405s
     app.add_middleware(Guard, max_body=MAX_BODY_BYTES, frame_ancestors=embed_origins,
-                       routes=lambda: app.routes)
+                       routes=lambda: app.routes, shapes=shapes)
     install_docs(app, config.app.title)
+    install_openai_schema(app)
     app.include_router(make_router(service, feedback))
+    app.include_router(make_openai_router(service))  # /v1/chat/completions, /v1/models
+    app.add_route(MCP_PATH, mcp, include_in_schema=False)  # streamable HTTP (GET, POST, DELETE)
     app.include_router(make_embed_router(service, STATIC_PREFIX, embed_origins))
     app.include_router(make_faq_admin_router(service, STATIC_PREFIX))  # /trainers, /api/admin/faq
     app.include_router(make_viewer_router(service, STATIC_PREFIX))
@@ -88,5 +113,6 @@ def create_app(config: Config, service: KnowledgeService | None = None) -> FastA
 def serve(config: Config, host: str = "127.0.0.1", port: int = 7860) -> None:
     """Load the service, then serve until interrupted."""
     app = create_app(config)
-    print(f"serving {config.app.title} on http://{host}:{port}/  (API docs: /docs, embed: /embed)")
+    print(f"serving {config.app.title} on http://{host}:{port}/  (API docs: /docs, embed: /embed, "
+          f"OpenAI-compatible: /v1, MCP: /mcp{', API key required' if config.app.require_key else ''})")
     uvicorn.run(app, host=host, port=port, log_level="info")

@@ -8,7 +8,8 @@ taken in the same run (so numbers from a busy or a faster machine stay comparabl
 
 Sections: ingest throughput by stage (a cold build of the corpus into a temporary folder, then
 an unchanged re-ingest), index size on disk, peak memory, cold start to first answer (a fresh
-``python -c`` process), search and ask latency p50/p95 over dev-set questions, and the same with
+``python -c`` process), search and ask latency p50/p95 over dev-set questions, ``/api/ask``
+against ``/v1/chat/completions`` over real HTTP (``openai_overhead``), and the same with
 the 20,000 ``crud20k`` distractor passages added (BM25 over their real jieba tokens, cached in
 ``data/cache/bench``; the dense side uses random unit vectors of the embedder's dimension in a
 FAISS index chosen the way ``kb.index`` chooses it, so its latency, not its quality, is real).
@@ -316,6 +317,73 @@ def latency(svc: Any, questions: Sequence[str], qcache: QueryCache, progress: bo
     return {k: percentiles(v) for k, v in rows.items()}
 
 
+# -- HTTP: the OpenAI-compatible endpoint's overhead ---------------------------------------------
+def openai_overhead(svc: Any, n: int = 200, questions: Sequence[str] | None = None,
+                    progress: bool = False) -> dict[str, Any]:
+    """``POST /api/ask`` and ``POST /v1/chat/completions`` over real HTTP against one in-process
+    server (``app.server.create_app`` over ``svc``, uvicorn on a free loopback port, API keys
+    off), ``n`` requests each, alternating (and alternating which goes first) on the same
+    questions; the p50 of each and their difference (issue 15's target: at most 5 ms)."""
+    import socket
+    import threading
+
+    import httpx
+    import uvicorn
+
+    from app.server import create_app
+
+    qs = list(questions or svc.starters or ["请病假要走什么流程？"])
+    app = create_app(svc.config.replace(app__require_key=False), service=svc)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the benchmark's HTTP server did not start")
+        time.sleep(0.05)
+    _say(progress, f"http: {n} requests each to /api/ask and /v1/chat/completions, alternating ...")
+    rows: dict[str, list[float]] = {"api_ask": [], "v1_chat": []}
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            def ask(q: str) -> None:
+                client.post("/api/ask", json={"question": q}).raise_for_status()
+
+            def chat(q: str) -> None:
+                client.post("/v1/chat/completions", json={
+                    "model": "kb", "messages": [{"role": "user", "content": q}]}).raise_for_status()
+
+            for q in qs[:3]:  # warm-up: connections, lazy structures
+                ask(q)
+                chat(q)
+            for i in range(n):
+                q = qs[i % len(qs)]
+                pair = [("api_ask", ask), ("v1_chat", chat)]
+                for name, fn in pair if i % 2 == 0 else pair[::-1]:
+                    rows[name].append(timed(lambda fn=fn, q=q: fn(q))[0])
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+    out: dict[str, Any] = {k: percentiles(v) for k, v in rows.items()}
+    diffs = [b - a for a, b in zip(rows["api_ask"], rows["v1_chat"], strict=True)]
+    out["n"] = n
+    out["overhead_p50_ms"] = round(float(out["v1_chat"]["p50"] or 0) - float(out["api_ask"]["p50"] or 0), 3)
+    out["paired_difference_p50_ms"] = round(float(np.percentile(diffs, 50)), 3) if diffs else None
+    out["target_ms"] = 5.0
+    return out
+
+
+def _openai_lines(oa: dict[str, Any]) -> list[str]:
+    ok = "within" if oa["overhead_p50_ms"] <= oa["target_ms"] else "OVER"
+    return [f"/api/ask p50 {oa['api_ask']['p50']} ms (p95 {oa['api_ask']['p95']}), /v1/chat/completions p50 "
+            f"{oa['v1_chat']['p50']} ms (p95 {oa['v1_chat']['p95']}), {oa['n']} requests each, alternating",
+            f"difference of the p50s {oa['overhead_p50_ms']} ms (median paired difference "
+            f"{oa['paired_difference_p50_ms']} ms): {ok} the {oa['target_ms']:g} ms target"]
+
+
 # -- scale ---------------------------------------------------------------------------------------
 def distractor_tokens(cfg: Config, segmenter: Any, passages: Sequence[Any], progress: bool) -> tuple[list[list[str]], dict]:
     """jieba tokens of the distractor passages, cached in ``data/cache/bench`` (keyed by the
@@ -461,7 +529,7 @@ def _bm25s_query_ref(bm: Any, qtokens: Sequence[list[str]]) -> dict[str, Any]:
 
 # -- the whole run -------------------------------------------------------------------------------
 def run_bench(cfg: Config, n_queries: int = 50, scale: bool = True, progress: bool = True,
-              cold_runs: int = 2, ingest: bool = True) -> dict[str, Any]:
+              cold_runs: int = 2, ingest: bool = True, http_requests: int = 200) -> dict[str, Any]:
     from kb.index import index_text
     from kb.service import KnowledgeService
 
@@ -508,6 +576,9 @@ def run_bench(cfg: Config, n_queries: int = 50, scale: bool = True, progress: bo
     refs["latency"] = Refs(res["latency"]["embed"]["p50"], res["latency"]["bm25s_plain"]["p50"], len(ctokens),
                            "interleaved")
     memory["after_latency"] = peak_rss_mb()
+
+    if http_requests > 0:
+        res["openai_http"] = openai_overhead(svc, http_requests, questions, progress)
 
     _say(progress, "cold start: fresh processes ...")
     refs["cold_start"] = refs_now()
@@ -621,6 +692,10 @@ def bench_markdown(res: dict[str, Any]) -> str:
                 "Index size on disk: " + ", ".join(f"{k} {_mb(v)}" for k, v in ing["index_bytes"].items())]
     out += ["", f"## Latency at corpus scale ({res['queries']} dev-set questions, {res['index']['chunks']} chunks)", ""]
     out.append(md_table(*_latency_table(res["latency"], refs["latency"])))
+    oa = res.get("openai_http")
+    if oa:
+        out += ["", "## OpenAI-compatible endpoint over HTTP (same server, same questions, same run)", ""]
+        out += [f"- {line}" for line in _openai_lines(oa)]
     cs = res.get("cold_start")
     if cs:
         out += ["", "## Cold start to first answer (fresh `python -c`: imports, index and model load, one ask)", ""]
@@ -667,6 +742,11 @@ def print_summary(res: dict[str, Any]) -> None:
     print(f"latency at corpus scale ({res['queries']} questions, {res['index']['chunks']} chunks)")
     print(refs["latency"].describe())
     print(text_table(*_latency_table(res["latency"], refs["latency"])))
+    if res.get("openai_http"):
+        print()
+        print("OpenAI-compatible endpoint over HTTP (one in-process server)")
+        for line in _openai_lines(res["openai_http"]):
+            print(line)
     if res.get("cold_start"):
         print()
         print("cold start to first answer (fresh python -c)")
@@ -697,7 +777,8 @@ def write_reports(res: dict[str, Any], folder: Path) -> dict[str, Path]:
 
 def main(config: Config, args: Any) -> int:
     res = run_bench(config, n_queries=getattr(args, "queries", 50) or 50,
-                    scale=not getattr(args, "no_scale", False), progress=True)
+                    scale=not getattr(args, "no_scale", False), progress=True,
+                    http_requests=max(0, getattr(args, "http_requests", 200)))
     print_summary(res)
     paths = write_reports(res, Path(getattr(args, "reports", None) or "reports"))
     print()
@@ -707,4 +788,4 @@ def main(config: Config, args: Any) -> int:
     return 0
 
 
-__all__ = ["run_bench", "main", "percentiles", "folder_size", "peak_rss_mb", "write_reports"]
+__all__ = ["run_bench", "main", "openai_overhead", "percentiles", "folder_size", "peak_rss_mb", "write_reports"]
