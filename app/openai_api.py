@@ -89,22 +89,29 @@ def _error(status: int, message: str, *, param: str | None = None, code: str | N
     return JSONResponse(error_body(status, message, param=param, code=code), status_code=status, headers=headers)
 
 
-def _validation_error(exc: RequestValidationError) -> JSONResponse:
+_LOC_PART = re.compile(r"\w+")  # field names and list indexes, not pydantic's union tags
+
+
+def _validation_error(exc: RequestValidationError, content_type: str) -> JSONResponse:
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
         return _error(400, "the request body is not valid JSON")
-    parts, param = [], None
+    parts: list[str] = []
+    param = None
     for e in errors[:5]:
-        loc = [str(x) for x in e.get("loc", ()) if x != "body"]
+        loc = [str(x) for x in e.get("loc", ()) if x != "body" and _LOC_PART.fullmatch(str(x))]
         where = ".".join(loc)
         param = param or where or None
         if e.get("type") in ("model_attributes_type", "dict_type") and not loc:
-            msg = "the request body must be a JSON object"
+            msg = ("the request body must be a JSON object" if "json" in content_type else
+                   "send the request body as JSON (Content-Type: application/json)")
         elif e.get("type") == "missing" and not loc:
             msg = "the request body is empty: send a JSON object with messages"
         else:
             msg = e.get("msg", "invalid value")
-        parts.append(f"{where}: {msg}" if where else msg)
+        part = f"{where}: {msg}" if where else msg
+        if part not in parts:
+            parts.append(part)
     return _error(400, "; ".join(parts) or "invalid request", param=param)
 
 
@@ -119,7 +126,7 @@ class OpenAIRoute(APIRoute):
             try:
                 return await handler(request)
             except RequestValidationError as e:
-                return _validation_error(e)
+                return _validation_error(e, request.headers.get("content-type", "").lower())
             except OpenAIError as e:
                 return _error(e.status, e.message, param=e.param, code=e.code)
             except BadQuestion as e:
@@ -138,7 +145,7 @@ class ContentPart(BaseModel):
     """One part of a message's content; only ``text`` parts are read."""
 
     model_config = ConfigDict(extra="ignore")
-    type: Text = Field(max_length=40)
+    type: Text = Field(default="text", max_length=40)
     text: Text | None = Field(default=None, max_length=MAX_TURN_CHARS)
 
 

@@ -278,6 +278,10 @@ BAD_BODIES = [
     ('{"messages": [{"role": "user", "content": "hi"}], "n": 3}', 400, "n"),
     ('{"messages": [{"role": "user", "content": "\\ud800"}]}', 400, "invalid character"),
     ('{"messages": [{"role": "user", "content": "' + "问" * 600 + '"}]}', 400, "too long"),
+    ('null', 400, "JSON object"),
+    ('{"messages": [null]}', 400, "messages.0"),
+    ('{"messages": [{"role": "user", "content": "hi"}], "model": 5}', 400, "model"),
+    ('{"messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]}', 400, "messages.0.content"),
     ('{"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}', 404, "gpt-4o"),
 ]
 
@@ -286,6 +290,12 @@ BAD_BODIES = [
 def test_malformed_requests_are_4xx_in_openai_shape(client, body, status, word):
     r = client.post("/v1/chat/completions", content=body.encode(), headers={"content-type": "application/json"})
     assert_openai_error(r, status, word)
+
+
+def test_body_not_sent_as_json_names_the_content_type(client):
+    body = json.dumps({"messages": [{"role": "user", "content": QUESTION}]}).encode()
+    r = client.post("/v1/chat/completions", content=body, headers={"content-type": "text/plain"})
+    assert_openai_error(r, 400, "Content-Type: application/json")
 
 
 def test_wrong_method_unknown_route_and_oversize_in_openai_shape(client):
