@@ -23,6 +23,8 @@ llama-index's ``OpenAILike``, LangChain, agent frameworks).
   fail loudly, not be answered by this one).
 - **Ignored parameters.** ``temperature``, ``max_tokens``, ``top_p``, ``stop``, ``seed``,
   ``tools`` … are accepted and have no effect; ``n`` other than 1 is refused.
+- **User.** OpenAI's ``user`` (the end user's id) is recorded with the question in the ask log,
+  as ``/api/ask``'s ``user`` is.
 - **Usage** counts characters (there is no tokenizer: a Chinese character is about a token).
 - **Errors** are ``{"error": {"message", "type", "param", "code"}}`` with a 4xx status (400
   for malformed JSON, wrong types and missing user message, 401 for a missing or wrong key when
@@ -48,7 +50,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.api import MAX_HISTORY_TURNS, MAX_TURN_CHARS, Text
+from app.api import MAX_HISTORY_TURNS, MAX_TURN_CHARS, USER_DOC, Text, UserId
 from kb.service import BadQuestion, KnowledgeService
 
 log = logging.getLogger(__name__)
@@ -177,7 +179,7 @@ class ChatCompletionRequest(BaseModel):
     stream: StrictBool = Field(default=False, description="server-sent events of chat.completion.chunk")
     stream_options: StreamOptions | None = None
     n: StrictInt | None = Field(default=None, ge=1, le=1, description="only 1")
-    user: Text | None = Field(default=None, max_length=200)
+    user: UserId | None = Field(default=None, description=USER_DOC + " (OpenAI's end-user id)")
 
 
 # -- response ------------------------------------------------------------------------------------
@@ -367,7 +369,7 @@ def make_openai_router(service: KnowledgeService) -> APIRouter:
     def chat_completions(req: ChatCompletionRequest):
         check_model(req.model)
         question, history = question_and_history(req.messages)
-        answer = service.ask(question, history=history).to_dict()
+        answer = service.ask(question, history=history, user=req.user or None).to_dict()
         cid = "chatcmpl-" + uuid.uuid4().hex[:24]
         created = int(time.time())
         usage = _usage(question, history, answer["answer"])

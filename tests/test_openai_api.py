@@ -5,8 +5,10 @@ llama-index's ``OpenAILike``, plain and streamed; API keys made by the real ``kb
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 from urllib.parse import quote
 
@@ -160,6 +162,18 @@ def test_history_resolves_follow_ups_like_api_ask(server, client):
         {"role": "user", "content": first["question"]}, {"role": "assistant", "content": first["answer"]}]}).json()
     assert done.choices[0].message.content == expected["answer"]
     assert done.citations == expected["citations"]
+
+
+def test_user_is_recorded_in_the_ask_log(server):
+    from kb.faq.store import faq_path
+
+    oc = openai.OpenAI(base_url=server.url + "/v1", api_key="unused")
+    oc.chat.completions.create(model="kb", messages=[{"role": "user", "content": "年假怎么申请？"}], user="emp-0042")
+    with closing(sqlite3.connect(faq_path(server.config))) as db:
+        rows = db.execute("SELECT question, user FROM ask_log WHERE user = 'emp-0042'").fetchall()
+    assert rows == [("年假怎么申请？", "emp-0042")]
+    with pytest.raises(openai.BadRequestError):
+        oc.chat.completions.create(model="kb", messages=[{"role": "user", "content": "年假？"}], user="a\nb")
 
 
 def test_refusal_carries_answered_false_and_related(server):
