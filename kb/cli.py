@@ -57,6 +57,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     print(f"chunks:     {c['chunks']} ({c['duplicates']} near-duplicates folded, {c['retrievable_chunks']} retrievable)")
     print(f"embedded:   {c['embedded']} texts now, {c['reused_vectors']} reused from cache")
     print(f"skipped:    {c['skipped']}")
+    cal = manifest.get("calibration")
+    if cal:
+        print(f"refusal:    threshold {cal['threshold']:.4f}, fitted on {cal['in_scope_probes']} in-scope probes "
+              f"({100 * cal['in_scope_refused']:.0f}% refused) and {cal['out_of_scope_probes']} out-of-scope "
+              f"({100 * cal['out_of_scope_refused']:.0f}% refused; {cal['bank_left_out']} bank questions left out "
+              f"as this corpus names what they ask)")
     for s in result.skipped:
         print(f"  - {printable(s.source)}: {s.reason}")
     for s in result.notes:

@@ -50,6 +50,9 @@ _STRICT = ConfigDict(extra="forbid")
 ChunkSettings.__pydantic_config__ = _STRICT  # validated like the sections below
 
 
+DEFAULT_MIN_CONFIDENCE = 0.90  # the evidence threshold of an index built without calibration
+
+
 class ConfigError(ValueError):
     """The configuration cannot be used; the message names the file and key and the fix."""
 
@@ -99,9 +102,15 @@ class AnswerSettings:
     answerer: str = "extractive"
     max_points: int = 6
     passages: int = 6
-    # evidence below this fused-confidence is refused ("not in the knowledge base");
-    # calibrated on the dev set (see eval/README.md)
-    min_confidence: float = 0.90
+    # evidence below this fused confidence is refused ("not in the knowledge base"); unset, the
+    # threshold fitted for the index when it was built (kb.calibrate), else DEFAULT_MIN_CONFIDENCE
+    min_confidence: float | None = None
+    # fit the threshold at ingest (kb.calibrate): refusing this share of the out-of-scope bank's
+    # probes that the scope guard lets through...
+    calibrate: bool = True
+    probe_refusal_target: float = 0.90
+    # ...but never more than this share of the corpus's own in-scope probes
+    max_probe_refusals: float = 0.20
     max_question_chars: int = 500
     extra_passages: int = 2  # how many further passages may add their best sentence
     extra_margin: float = 0.1  # ...when it scores within this margin of the best point

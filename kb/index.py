@@ -9,6 +9,8 @@ Layout of an index folder::
     vectors.npy       one row per retrievable chunk (float32, L2-normalised)
     units.jsonl       sentences and list items of those chunks (what answers are made of)
     outline.jsonl     each document's headings as a tree (level, parent, section path, offsets)
+    words.txt         the corpus's words and short runs of words (``Segmenter.phrases``): what a
+                      question's words are matched against as words by the scope guard
     unit_vectors.npy  one row per unit
     hashes.json       content hash of each row's embedded text: the embedding cache key
     faiss.index       exact inner product, or HNSW past ``flat_index_max`` vectors
@@ -27,7 +29,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +53,8 @@ logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 # 2: units keep numbered lists open across explanations, 一是…二是… items
 # 3: each document's outline (outline.jsonl); statute articles, repaired PDF text, LF line ends
-FORMAT_VERSION = 3
+# 4: the corpus's words (words.txt) and the refusal calibration in the manifest
+FORMAT_VERSION = 4
 # BM25 parameters: k1 1.2 measured slightly better than bm25s' 1.5 on drcd (R@1 .916 -> .918)
 BM25_K1 = 1.2
 BM25_B = 0.75
@@ -104,6 +107,16 @@ def _embed_all(embedder: Embedder, texts: list[str], cache: dict[str, np.ndarray
     return vectors, hashes, len(todo)
 
 
+def corpus_words(segmenter: Segmenter, texts: Iterable[str]) -> set[str]:
+    """The words (and short runs of words) of every document, for matching a question's words
+    as words."""
+    out: set[str] = set()
+    for t in texts:
+        out |= segmenter.phrases(t)
+    out.discard("")
+    return out
+
+
 def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 
@@ -121,6 +134,7 @@ class KnowledgeIndex:
     units: list[Unit]  # sentences and list items of the retrievable chunks
     unit_vectors: np.ndarray
     outline: dict[str, list[Heading]] = field(default_factory=dict)  # source -> headings
+    words: frozenset[str] = frozenset()  # the corpus's words and short runs of words
     by_id: dict[str, Chunk] = field(default_factory=dict)
     units_of_chunk: dict[int, list[int]] = field(default_factory=dict)
 
@@ -209,10 +223,13 @@ def build_index(
     flat_max: int = 50_000,
     cache: dict[str, np.ndarray] | None = None,
     progress: bool = True,
+    finish: Callable[[Path], dict] | None = None,
 ) -> dict:
     """Embed and index the retrievable chunks of ``result`` and write the index folder
     atomically. Vectors found in ``cache`` (by content hash) are not embedded again.
-    Returns the manifest, with per-stage timings under ``build``."""
+    ``finish``, given the complete folder before it is swapped into place, returns what goes
+    into the manifest under ``calibration``. Returns the manifest, with per-stage timings under
+    ``build``."""
     t_start = time.perf_counter()
     out = Path(out)
     chunks = result.kept_chunks
@@ -231,6 +248,7 @@ def build_index(
 
     t0 = time.perf_counter()
     tokens = [segmenter.tokens(t) for t in texts]
+    words = corpus_words(segmenter, docs.values())
     t_segment = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -263,6 +281,7 @@ def build_index(
                 for h in rec.outline:
                     fh.write(json.dumps([source, *h.to_list()], ensure_ascii=False) + "\n")
         (tmp / "hashes.json").write_text(json.dumps({"chunks": hashes, "units": unit_hashes}))
+        (tmp / "words.txt").write_text("\n".join(sorted(words)), encoding="utf-8")
         faiss.write_index(findex, str(tmp / "faiss.index"))
         bm25.save(str(tmp / "bm25"), show_progress=False)
         manifest = {
@@ -299,6 +318,11 @@ def build_index(
                 "index": round(t_index, 4),
             },
         }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
+        if finish is not None:
+            t0 = time.perf_counter()
+            manifest["calibration"] = finish(tmp)
+            manifest["build"]["calibrate"] = round(time.perf_counter() - t0, 4)
         manifest["build"]["total"] = round(time.perf_counter() - t_start + sum(result.timings.values()), 4)
         (tmp / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
         _swap_into_place(tmp, out)
@@ -502,6 +526,8 @@ def load_index(path: Path, embedder_id: str | None = None, dictionary: str | Non
         unit_vectors = np.load(real / part)
         part = "outline.jsonl"
         outline = _read_outline(real)
+        part = "words.txt"
+        words = frozenset((real / part).read_text(encoding="utf-8").split("\n"))
     except (OSError, RuntimeError, ValueError, KeyError, TypeError, EOFError) as e:
         reason = " ".join(str(e).split())[:160] or type(e).__name__
         raise IndexMismatch(
@@ -510,4 +536,4 @@ def load_index(path: Path, embedder_id: str | None = None, dictionary: str | Non
     if len(vectors) != len(chunks) or findex.ntotal != len(chunks) or len(unit_vectors) != len(units):
         raise IndexMismatch(f"index at {path} is inconsistent (vectors and chunks differ): rebuild it with `kb ingest --index {path}`")
     return KnowledgeIndex(real, manifest, documents, all_chunks, chunks, vectors, findex, bm25, units,
-                          unit_vectors, outline)
+                          unit_vectors, outline, words)

@@ -202,6 +202,52 @@ VALUE = (*HOW_MUCH, *WHEN, r"几(?:个|天|月|年|岁|倍|次|成|号|点|楼|�
 VALUE_QUESTION = re.compile(either(VALUE))
 HOW_MUCH_RE = re.compile(either(HOW_MUCH))  # jieba tags "多长" a noun: it is the question, not its subject
 
+# -- questions documents cannot answer unless a passage addresses them ------------------------
+# A time the question is anchored to ("今年的年会", "明年的年假", "2027年…"): rules and guides
+# state what holds, not what happens on a date, so a passage must name that time to answer it.
+TIME_ANCHORS = ("今年", "明年", "去年", "前年", "后年", "今天", "明天", "昨天", "后天", "今晚", "本周",
+                "这周", "下周", "上周", "本月", "这个月", "下个?月", "上个?月", "本季度", "下季度",
+                "下半年", "上半年", "年底前", "最新", "实时", r"20\d\d年")
+TIME_ANCHOR = re.compile(either(TIME_ANCHORS))
+# A prediction: a future time with a change ("以后会不会涨", "将来会取消吗"): answerable only
+# from a passage that speaks of that future (a rule "自…起施行", a plan "将于…").
+FUTURE_TIMES = ("明年", "后年", "下一年", "下个?月", "下半年", "下季度", "将来", "未来", "今后", "以后",
+                "往后", "接下来", "到时候")
+CHANGES = ("涨", "降", "调整", "调高", "调低", "提高", "降低", "改", "变", "取消", "增加", "减少",
+           "上调", "下调", "恢复", "延长", "缩短")
+FUTURE_TIME = re.compile(either(FUTURE_TIMES))
+FUTURE_QUESTION = re.compile(
+    "(?:" + FUTURE_TIME.pattern + ")[^，,。；;？?]{0,12}?(?:" + either(CHANGES) + ")"
+    "|会不会(?:" + either(CHANGES) + ")"
+)
+# A share or a length asked for ("占百分之几", "多少天内"), and what a passage giving one holds:
+# a passage about the topic that gives no share or no length does not answer it.
+_NUM = r"(?:\d+(?:\.\d+)?|[零〇一二两三四五六七八九十百千万半]+)"
+PERCENT_ASK = re.compile(r"百分之几|百分比|什么比例|多大比例|多少比例|比例是多少|几成|占多少")
+PERCENT_VALUE = re.compile(r"百分之|\d\s*%|％|分之|" + _NUM + r"\s*(?:倍|成)|比例")
+DURATION_ASK = re.compile(r"多久|多长时间|多少(?:个)?(?:天|日|月|年|周|小时|工作日)|几(?:个)?(?:天|日|月|年|周|小时|工作日)")
+DURATION_VALUE = re.compile(_NUM + r"\s*(?:个)?(?:天|日|月|年|周|星期|小时|工作日)")
+# Personal records no document holds: what is left of *my* leave, *my* badge number.
+PERSONAL_QUESTION = re.compile(
+    r"我(?:们)?(?:的)?[^，,。；;？?]{0,8}?(?:还剩|剩下|剩余|余额|还有几|还有多少)"
+    r"|我的(?:工号|账号|帐号|密码|工资条|工资卡|考勤记录|打卡记录|绩效结果|绩效分数|绩效评分|"
+    r"社保缴纳记录|缴费记录|排名|编号|档案编号|员工编号)"
+)
+
+
+def question_parts(question: str) -> list[str]:
+    """The separately asked parts of a question ("试用期多久？年会在哪里开？", "…，另外…"):
+    clauses ending in a question mark, or joined by 另外/还有/以及/同时; one part when it asks
+    one thing. Parts keep their text as typed."""
+    pieces = [p.strip() for p in _PART_SPLIT.split(question) if p and p.strip()]
+    parts = [p for p in pieces if len(_CJK_CHARS.findall(p)) >= 4]
+    return parts if len(parts) >= 2 else [question]
+
+
+_PART_SPLIT = re.compile(r"(?<=[？?])|[；;]|[，,]\s*(?:另外|还有|以及|同时|再就是|顺便问一?下)")
+_CJK_CHARS = re.compile(r"[\u4e00-\u9fff]")
+
+
 # -- lists and parts, for answers read off an outline ------------------------------------------
 # a question asking for the parts of something ("分为哪几个方面", "哪几块"): what a document's
 # title is answered with

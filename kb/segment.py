@@ -50,6 +50,28 @@ class Segmenter:
         """jieba words of the normalised text, punctuation dropped, stop words kept."""
         return [w for w in self._tk.lcut(normalize(text)) if _WORD.search(w)]
 
+    def phrases(self, text: str, max_words: int = 3, max_chars: int = 6) -> set[str]:
+        """Every jieba word of the normalised text and every run of up to ``max_words``
+        consecutive words (no punctuation between them) of at most ``max_chars`` characters:
+        what a question's word may be matched against *as words*. "协调会" is in
+        "召开协调会" (协调|会), "会费" is not in "工会费用" (工会|费用), though its characters
+        are."""
+        out: set[str] = set()
+        run: list[str] = []
+        for w in self._tk.lcut(normalize(text)):
+            if not _WORD.search(w) or not w.strip():
+                run = []
+                continue
+            run.append(w)
+            del run[:-max_words]
+            joined = ""
+            for part in reversed(run):
+                joined = part + joined
+                if len(joined) > max_chars and joined != w:
+                    break
+                out.add(joined)
+        return out
+
     def tokens(self, text: str) -> list[str]:
         """BM25 tokens: jieba words without stop words, plus the character bigrams of every run
         of Chinese characters. The bigrams make matching robust to segmentation that differs

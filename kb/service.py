@@ -6,9 +6,14 @@ object (see ``kb.answer.base.Answer``). The answerer and the FAQ are handed the 
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import logging
 import sqlite3
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from ingest.models import Document
@@ -17,8 +22,10 @@ from ingest.worker import FileLimits
 from kb.answer import make_answerer
 from kb.answer.base import Answer, AnswerParts
 from kb.answer.followup import FollowupResolver
-from kb.answer.suggest import starter_questions
-from kb.config import Config
+from kb import __version__
+from kb.answer.suggest import heading_questions, starter_questions
+from kb.calibrate import bank_fingerprint, calibrate
+from kb.config import DEFAULT_MIN_CONFIDENCE, Config
 from kb.domain import dictionary_words
 from kb.embed import make_embedder
 from kb.embed.base import Embedder
@@ -96,9 +103,15 @@ def _ingest_locked(config: Config, embedder: Embedder | None, segmenter: Segment
         config.corpus_dir, config.chunking, previous, previous_fp,
         progress=progress, limits=file_limits(config),
     )
+    try:
+        previous_calibration = read_manifest(config.index_path).get("calibration")
+    except IndexError_:
+        previous_calibration = None
+    finish = _calibrator(config, calibration_key(config, result, embedder, segmenter), previous_calibration,
+                         embedder, segmenter, progress)
     manifest = build_index(
         result, embedder, segmenter, config.index_path, config.chunking.as_dict(),
-        flat_max=config.retrieval.flat_index_max, cache=cache, progress=progress,
+        flat_max=config.retrieval.flat_index_max, cache=cache, progress=progress, finish=finish,
     )
     # approved FAQ entries citing a changed or removed document are flagged for review; a
     # damaged FAQ database is reported, and the new index (already in place) stands
@@ -108,6 +121,52 @@ def _ingest_locked(config: Config, embedder: Embedder | None, segmenter: Segment
         log.error("FAQ entries not checked against the new index: the FAQ database %s cannot be "
                   "read (%s)", faq_path(config), e)
     return result, manifest
+
+
+def answer_parts(config: Config, index: KnowledgeIndex, embedder: Embedder, segmenter: Segmenter,
+                 glossary: list | None = None) -> AnswerParts:
+    """What an answerer over ``index`` works with: the query processor (glossary), the hybrid
+    retriever and the starter questions (the config's or the domain's, else the corpus's
+    headings)."""
+    glossary = load_glossary(config.glossary) if glossary is None else glossary
+    queries = QueryProcessor(glossary if config.retrieval.use_glossary else [], config.retrieval.strip_question_words)
+    retriever = HybridRetriever(index, embedder, segmenter, queries, config.retrieval,
+                                make_reranker(config.retrieval.reranker))
+    starters = tuple(config.app.starters) if config.app.starters is not None else tuple(starter_questions(index))
+    return AnswerParts(index=index, retriever=retriever, segmenter=segmenter, embedder=embedder,
+                       queries=queries, starters=starters)
+
+
+def calibration_key(config: Config, result: IngestResult, embedder: Embedder, segmenter: Segmenter) -> str:
+    """What a fitted threshold depends on: the documents, the embedder, the dictionary, the
+    bank, and the retrieval and answer settings."""
+    parts = [result.fingerprint, sorted((s, r.document.sha256) for s, r in result.records.items()),
+             embedder.id, segmenter.fingerprint, bank_fingerprint(), __version__,
+             dataclasses.asdict(config.retrieval), dataclasses.asdict(config.answer), str(config.glossary)]
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _calibrator(config: Config, key: str, previous: dict | None, embedder: Embedder,
+                segmenter: Segmenter, progress: bool) -> Callable[[Path], dict] | None:
+    """What ``build_index`` calls on the new folder to fit its refusal threshold; the previous
+    index's figures when nothing they depend on changed."""
+    if not config.answer.calibrate:
+        return None
+    if previous and previous.get("key") == key:
+        return lambda folder: previous
+
+    def fit(folder: Path) -> dict:
+        if progress:
+            print("calibrating the refusal threshold on probes of this corpus ...", file=sys.stderr)
+        index = load_index(folder, embedder.id, segmenter.fingerprint)
+        parts = answer_parts(config, index, embedder, segmenter)
+        answerer = make_answerer(dataclasses.replace(config.answer, min_confidence=0.0), parts)
+        res = calibrate(answerer, heading_questions(index), segmenter.words,
+                        config.answer.probe_refusal_target, config.answer.max_probe_refusals,
+                        DEFAULT_MIN_CONFIDENCE)
+        return {**res, "key": key}
+
+    return fit
 
 
 class KnowledgeService:
@@ -136,21 +195,10 @@ class KnowledgeService:
             config.index_path, self.embedder.id, self.segmenter.fingerprint
         )
         glossary = load_glossary(config.glossary)
-        self.queries = QueryProcessor(
-            glossary if config.retrieval.use_glossary else [], config.retrieval.strip_question_words
-        )
-        self.retriever = HybridRetriever(
-            self.index, self.embedder, self.segmenter, self.queries, config.retrieval,
-            make_reranker(config.retrieval.reranker),
-        )
-        # the chat's starter questions: the config's or the domain's, else the corpus's headings
-        self.starters: tuple[str, ...] = (
-            tuple(config.app.starters) if config.app.starters is not None else tuple(starter_questions(self.index))
-        )
-        self.answer_parts = AnswerParts(
-            index=self.index, retriever=self.retriever, segmenter=self.segmenter,
-            embedder=self.embedder, queries=self.queries, starters=self.starters,
-        )
+        self.answer_parts = answer_parts(config, self.index, self.embedder, self.segmenter, glossary)
+        self.queries = self.answer_parts.queries
+        self.retriever = self.answer_parts.retriever
+        self.starters: tuple[str, ...] = self.answer_parts.starters
         self.answerer = make_answerer(config.answer, self.answer_parts)
         self.followup = FollowupResolver(config.domain.entities, self.segmenter.tokenizer)
         # curated answers; flags entries whose documents changed

@@ -39,6 +39,9 @@ class RecordingEmbedder(HashingEmbedder):
         self.embedded.extend(texts)
         return super().embed_passages(texts)
 
+    def embed_queries(self, texts: list[str]) -> np.ndarray:  # the refusal calibration's probes
+        return HashingEmbedder.embed_passages(self, texts)
+
 
 class FailingEmbedder(HashingEmbedder):
     """The hashing embedder, failing on its ``fail_on``-th batch (a crash mid-build)."""

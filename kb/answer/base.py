@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from kb.segment import Segmenter
 
 NOT_COVERED = "知识库中没有找到相关内容。"
+PART_NOT_COVERED = "（关于“{}”，知识库中没有找到相关内容。）"  # a part of a question the documents do not address
 
 
 @dataclass

@@ -12,18 +12,23 @@ from __future__ import annotations
 import logging
 import re
 import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ingest.normalize import in_script, normalize, script_of
 from kb.answer import outline
-from kb.answer.base import NOT_COVERED, Answer, AnswerParts, Citation
+from kb.answer.base import NOT_COVERED, PART_NOT_COVERED, Answer, AnswerParts, Citation
 from kb.answer.scope import ScopeGuard
 from kb.answer.structure import ANNOUNCER, DocumentStructure
 from kb.answer.suggest import heading_questions
-from kb.config import AnswerSettings
-from kb.question import CAUSE_LABEL, REMEDY_LABEL, contrast_sides, question_shape
+from kb.config import DEFAULT_MIN_CONFIDENCE, AnswerSettings
+from kb.question import CAUSE_LABEL, REMEDY_LABEL, contrast_sides, question_parts, question_shape
 from kb.units import strip_marker
+
+if TYPE_CHECKING:
+    from kb.retriever import Retrieval
 
 log = logging.getLogger(__name__)
 _CONTRASTS = re.compile(r"[;；]|而|则|相比|相对|不同")  # a sentence setting two things against each other
@@ -78,6 +83,14 @@ def shorten(text: str, limit: int = _POINT_MAX, terms: list[str] | None = None) 
     return ("…" if lo > 0 else "") + body + ("…" if hi < len(clauses) - 1 or len(body) < len("".join(clauses[lo:hi + 1])) else "")
 
 
+@dataclass(frozen=True)
+class Evidence:
+    retrieval: Retrieval
+    tokens: list[str]  # the question's BM25 tokens
+    conf: float  # ``ExtractiveAnswerer.confidence`` of the top passages
+    text: str  # the top three passages' sections and text
+
+
 class ExtractiveAnswerer:
     id = "extractive"
 
@@ -96,7 +109,7 @@ class ExtractiveAnswerer:
         self._n_docs = max(len(idx.chunks), 1)
         self.structure = DocumentStructure(idx)
         self.scope = ScopeGuard(
-            parts.segmenter.tokenizer, idx.bm25.vocab_dict, [t for group in parts.queries.groups for t in group]
+            parts.segmenter.tokenizer, idx.words, [t for group in parts.queries.groups for t in group]
         )
         self._suggestions: list[str] | None = None
         self._suggestion_vectors: np.ndarray | None = None
@@ -146,16 +159,42 @@ class ExtractiveAnswerer:
         questions; the threshold is ``answer.min_confidence``."""
         return best_chunk_cos + 0.1 * coverage_top3 + 0.1 * coverage_top1
 
+    def evidence(self, resolved: str) -> Evidence:
+        """The question's passages and how strongly they say it is in the knowledge base."""
+        retrieval = self.parts.retriever.retrieve(resolved, k=self.settings.passages)
+        tokens = self.parts.segmenter.tokens(retrieval.query.lexical)
+        rows = retrieval.rows
+        best_chunk = max((h.dense_score for h in retrieval.hits), default=0.0)
+        conf = self.confidence(best_chunk, self.coverage(tokens, rows[:3]), self.coverage(tokens, rows[:1]))
+        idx = self.parts.index
+        text = " ".join(idx.chunks[r].section + " " + idx.chunks[r].text for r in rows[:3])
+        return Evidence(retrieval, tokens, conf, text)
+
+    def not_addressed(self, resolved: str, evidence: Evidence) -> list[list[str]]:
+        """For each part the question asks (``question_parts``), what of it the documents do
+        not address (empty when they may): ``kb.answer.scope``."""
+        return [self.scope.unanswerable(p) + self.scope.unaddressed(p, evidence.text)
+                for p in question_parts(resolved)]
+
+    @property
+    def threshold(self) -> float:
+        """The evidence threshold: ``answer.min_confidence`` when set, else the one fitted for
+        this index when it was built (``kb.calibrate``), else ``DEFAULT_MIN_CONFIDENCE``."""
+        if self.settings.min_confidence is not None:
+            return self.settings.min_confidence
+        fitted = (self.parts.index.manifest.get("calibration") or {}).get("threshold")
+        return float(fitted) if fitted is not None else DEFAULT_MIN_CONFIDENCE
+
     # -- answering -----------------------------------------------------------------------------
-    def answer(self, question: str, resolved: str) -> Answer:
+    def answer(self, question: str, resolved: str, _part_call: bool = False) -> Answer:
         t0 = time.perf_counter()
         parts = self.parts
         idx = parts.index
-        retrieval = parts.retriever.retrieve(resolved, k=self.settings.passages)
+        ev = self.evidence(resolved)
+        retrieval, tokens, conf = ev.retrieval, ev.tokens, ev.conf
         t1 = time.perf_counter()
         rows = retrieval.rows
         qvec = retrieval.vector
-        tokens = parts.segmenter.tokens(retrieval.query.lexical)
         script = script_of(question)
 
         # the passages' units, plus the next passage of the top three: a list introduced at the
@@ -171,15 +210,27 @@ class ExtractiveAnswerer:
         else:
             cos = np.zeros(len(unit_ids), np.float32)
         unit_cos = dict(zip(unit_ids, (float(c) for c in cos), strict=True))
-        best_chunk = max((h.dense_score for h in retrieval.hits), default=0.0)
-        conf = self.confidence(best_chunk, self.coverage(tokens, rows[:3]), self.coverage(tokens, rows[:1]))
 
-        if not rows or conf < self.settings.min_confidence:
+        if not rows or conf < self.threshold:
             return self._refuse(question, resolved, script, conf, qvec, t0, t1)
-        missing = self.scope.unanswerable(resolved) if self.settings.value_guard else []
-        if missing:
-            log.info("refused %r: asks for a value of %s, which the corpus never mentions", resolved, "、".join(missing))
-            return self._refuse(question, resolved, script, conf, qvec, t0, t1)
+        if self.settings.value_guard:
+            parts_asked = question_parts(resolved) if not _part_call else [resolved]
+            reasons = ([self.scope.unanswerable(resolved) + self.scope.unaddressed(resolved, ev.text)]
+                       if _part_call else self.not_addressed(resolved, ev))
+            if all(reasons):
+                log.info("refused %r: the documents do not address %s", resolved,
+                         "、".join(w for r in reasons for w in r))
+                return self._refuse(question, resolved, script, conf, qvec, t0, t1)
+            if any(reasons):  # answer the parts the documents cover, name the others
+                covered = "".join(p for p, r in zip(parts_asked, reasons, strict=True) if not r)
+                uncovered = [p for p, r in zip(parts_asked, reasons, strict=True) if r]
+                log.info("answering %r only in part: the documents do not address %s", resolved, uncovered)
+                ans = self.answer(question, covered, _part_call=True)
+                if ans.answered:
+                    ans.answer += "\n\n" + in_script(PART_NOT_COVERED.format("”、“".join(
+                        p.rstrip("？?。，,；; ") for p in uncovered)), script)
+                    ans.resolved_question = resolved
+                return ans
 
         rank_of = {r: i for i, r in enumerate(cand_rows)}
         scored = {

@@ -1,53 +1,104 @@
-"""Out-of-scope guard for value questions: "艾奇公司的股价是多少?" shares most of its words with
-real passages, so retrieval evidence alone cannot refuse it. But a question that asks for a value
-(多少, 几个月, 百分之几, 哪个城市, 网址…: ``kb.question.VALUE_QUESTION``) of something the
-knowledge base never mentions (股价, 年终奖) cannot be answered from it, whatever else matches.
-The subject is a noun of the question (jieba part-of-speech, the domain dictionary loaded) that
-occurs nowhere in the corpus. Likewise a question naming a product or technology the corpus never
-uses ("怎么配置公司VPN?"). Glossary terms count as known (KPI is a synonym of 考核)."""
+"""What the documents do not say: reasons to refuse that retrieval evidence alone cannot give.
+
+"艾奇公司的股价是多少?" shares most of its words with real passages, so a similarity threshold
+cannot refuse it; but a question that asks for a value (多少, 几个月, 百分之几, 哪个城市, 网址…:
+``kb.question.VALUE_QUESTION``) of something the knowledge base never mentions (股价, 年终奖)
+cannot be answered from it, whatever else matches. Likewise
+
+- a product or technology the corpus never names ("怎么配置公司VPN?");
+- a question anchored to a time ("今年的年会在哪开", "2027年…": ``TIME_ANCHOR``) or asking for a
+  prediction ("明年年假会调整吗": ``FUTURE_QUESTION``), unless the chosen evidence names that
+  time: rules state what holds, not what will happen;
+- a question about one's own records ("我还剩几天年假": ``PERSONAL_QUESTION``), which no document
+  holds.
+
+Words are matched *as words*: a question's noun is in the corpus when the corpus has it as a
+jieba word or a run of consecutive words (``Segmenter.phrases``), not when its characters happen
+to occur ("会费" is not in "工会费用…", segmented 工会|费用). Glossary terms count as known (KPI
+is a synonym of 考核)."""
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Container, Iterable
+from pathlib import Path
 
 import jieba.posseg
 
 from ingest.normalize import normalize
-from kb.question import HOW_MUCH_RE, VALUE_QUESTION
+from kb.question import (
+    DURATION_ASK,
+    DURATION_VALUE,
+    PERCENT_ASK,
+    PERCENT_VALUE,
+    FUTURE_QUESTION,
+    FUTURE_TIME,
+    HOW_MUCH_RE,
+    PERSONAL_QUESTION,
+    TIME_ANCHOR,
+    VALUE_QUESTION,
+)
 
 _NOUN_FLAGS = ("n", "vn")  # n, nr, ns, nt, nz, vn …
+_PLACE_SUFFIX = re.compile(r"[\u4e00-\u9fff]{1,6}(?:国|省|市|县|州)$")
+PLACES_FILE = Path(__file__).resolve().parents[1] / "data" / "places.txt"
+
+
+def load_places(path: Path = PLACES_FILE) -> frozenset[str]:
+    """The place names of ``kb/data/places.txt`` (``#`` lines are comments)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return frozenset(w for line in lines if not line.startswith("#") for w in line.split())
 _CJK = re.compile(r"[\u4e00-\u9fff]+")
 _LATIN = re.compile(r"[a-z][a-z0-9+#.-]*[a-z0-9+#]")  # normalised text is lower case
 
 
 class ScopeGuard:
-    """``vocabulary``: the BM25 index's tokens (jieba words and every CJK character bigram of the
-    normalised corpus), so a lookup costs the same for five documents or fifty thousand. A
-    two-character noun is in the corpus exactly when its bigram is; a longer one when it is a
-    token or all its bigrams are (which may call a few absent words present, never the
-    reverse: the guard errs towards answering)."""
+    """``words``: the corpus's words and short runs of words (``KnowledgeIndex.words``)."""
 
-    def __init__(self, tokenizer: jieba.Tokenizer, vocabulary: Container[str], known_terms: Iterable[str] = ()):
+    def __init__(self, tokenizer: jieba.Tokenizer, words: Container[str], known_terms: Iterable[str] = (),
+                 places: Iterable[str] | None = None):
+        self._tk = tokenizer
         self._pos = jieba.posseg.POSTokenizer(tokenizer)
-        self._vocab = vocabulary
+        self._words = words
         self._known = {normalize(t) for t in known_terms}
+        self._places = frozenset(places) if places is not None else load_places()
+        # (word, flag) pairs of a normalised question; several checks read one question
+        self._cut = functools.lru_cache(maxsize=512)(lambda q: tuple((p.word, p.flag) for p in self._pos.cut(q)))
 
     def in_corpus(self, word: str) -> bool:
-        if word in self._known or word in self._vocab:
+        """``word`` (normalised) occurs in the corpus as a word, a run of words, or a glossary
+        term; or its dictionary sub-words ("请病假" → 病假) occur and together cover it."""
+        if word in self._known or word in self._words:
             return True
-        if not _CJK.fullmatch(word):
+        if not _CJK.fullmatch(word) or len(word) < 3:
             return False
-        return len(word) > 2 and all(word[i : i + 2] in self._vocab for i in range(len(word) - 1))
+        covered = [False] * len(word)
+        for sub in self._tk.cut_for_search(word):
+            if len(sub) >= 2 and sub != word and (sub in self._words or sub in self._known):
+                at = word.find(sub)
+                while at >= 0:
+                    covered[at : at + len(sub)] = [True] * len(sub)
+                    at = word.find(sub, at + 1)
+        return all(covered)
+
+    def _nouns(self, q: str) -> list[tuple[str, str]]:
+        """(word, flag) of the (normalised) question's nouns of two characters or more."""
+        return [(w, f) for w, f in self._cut(q)
+                if len(w) >= 2 and f.startswith(_NOUN_FLAGS) and not HOW_MUCH_RE.fullmatch(w)]
 
     def _missing_subjects(self, q: str) -> list[str]:
-        """Nouns of the (normalised) question, two characters or more, found nowhere in the corpus."""
+        """Nouns of the (normalised) question found nowhere in the corpus."""
+        return [w for w, _ in self._nouns(q) if not self.in_corpus(w)]
+
+    def _missing_places(self, q: str) -> list[str]:
+        """Places the question names (a known place name, or a place-tagged word ending in
+        国/省/市/县/州) that the corpus never mentions: another jurisdiction's rules."""
         out = []
-        for pair in self._pos.cut(q):
-            word, flag = pair.word, pair.flag
-            if (len(word) >= 2 and flag.startswith(_NOUN_FLAGS) and not HOW_MUCH_RE.fullmatch(word)
-                    and not self.in_corpus(word)):
-                out.append(word)
+        for w, flag in self._cut(q):
+            place = w in self._places or (flag.startswith("ns") and _PLACE_SUFFIX.fullmatch(w))
+            if place and not self.in_corpus(w) and not (w[-1] in "国省市县州" and self.in_corpus(w[:-1])):
+                out.append(w)
         return out
 
     def _missing_foreign_terms(self, q: str) -> list[str]:
@@ -56,11 +107,38 @@ class ScopeGuard:
         return [w for w in dict.fromkeys(_LATIN.findall(q)) if not self.in_corpus(w)]
 
     def unanswerable(self, question: str) -> list[str]:
-        """Why ``question`` cannot be answered from this corpus: the missing subjects when it asks
-        for a value, or a product or technology name the corpus never uses. Empty when it may be
-        answerable."""
+        """Why ``question`` cannot be answered from this corpus, whatever is retrieved: the
+        missing subjects when it asks for a value, a product or technology name the corpus
+        never uses, or a personal record. Empty when it may be answerable."""
         q = normalize(question)
-        missing = self._missing_foreign_terms(q)
+        missing = self._missing_foreign_terms(q) + self._missing_places(q)
+        nouns = self._nouns(q)
         if VALUE_QUESTION.search(q):
             missing += [w for w in self._missing_subjects(q) if w not in missing]
+        elif len(nouns) >= 2 and all(not self.in_corpus(w) for w, _ in nouns):
+            missing += [w for w, _ in nouns if w not in missing]  # about nothing the corpus names
+        m = PERSONAL_QUESTION.search(q)
+        if m:
+            missing.append(m.group(0))
         return missing
+
+    def names_everything(self, question: str) -> bool:
+        """Whether the corpus names every noun, place and product ``question`` asks about (so it
+        may answer it): an out-of-scope probe that does is left out of calibration."""
+        q = normalize(question)
+        terms = [w for w, _ in self._nouns(q)] + _LATIN.findall(q)
+        return bool(terms) and all(self.in_corpus(w) for w in terms) and not self._missing_places(q)
+
+    def unaddressed(self, question: str, evidence: str) -> list[str]:
+        """The times ``question`` is anchored to, or the future it asks about, that the
+        ``evidence`` text (the passages an answer would come from) never names."""
+        q = normalize(question)
+        ev = normalize(evidence)
+        out = [t for t in dict.fromkeys(TIME_ANCHOR.findall(q)) if t not in ev]
+        for ask, value in ((PERCENT_ASK, PERCENT_VALUE), (DURATION_ASK, DURATION_VALUE)):
+            m = ask.search(q)
+            if m and not value.search(ev):  # asks for a share or a length the passages never give
+                out.append(m.group(0))
+        if FUTURE_QUESTION.search(q):
+            out += [t for t in dict.fromkeys(FUTURE_TIME.findall(q)) if t not in ev and t not in out]
+        return out
