@@ -11,13 +11,14 @@ bundled corpus refuses too little elsewhere. So each index is probed with
   local rules, events, products, tax, the future, other countries' law, chit-chat…), leaving
   out every bank question the corpus names everything of (it may well answer it);
 
-and the threshold is the one below which ``answer.probe_refusal_target`` (90%) of the
-out-of-scope probes fall, lowered where it would refuse more than ``answer.max_probe_refusals``
-(20%) of the in-scope probes. The out-of-scope side sets it because the in-scope probes, made
-mechanically, sit lower than real questions on some corpora (a noisy web copy's sentences) and
-higher on others; the in-scope side is a safety valve. Both figures were chosen on the
-development sets of two corpora of different shapes (bundled: threshold .904, workplace: .929;
-see eval/README.md). Probes the scope guard
+and the threshold is the one below which ``answer.probe_refusal_target`` (80%) of the
+out-of-scope probes the scope guard lets through fall, lowered where it would refuse more than
+``answer.max_probe_refusals`` (20%) of the in-scope probes. The out-of-scope side sets it
+because the in-scope probes, made mechanically, sit lower than real questions on some corpora
+(a noisy web copy's sentences) and higher on others; the in-scope side is a safety valve. The
+share was chosen on two corpora of different shapes (eval/README.md, "Refusal"): 90% refused
+too many answerable questions on the statutes corpus (threshold .929: 9 of 63 of a question set
+refused), 80% gives .880 on the bundled corpus and .909 on the statutes one. Probes the scope guard
 refuses whatever their evidence (``kb.answer.scope``) do not move the threshold; they count in
 the measured rates. The threshold and its rates go into the manifest (``calibration``) and the
 ``kb ingest`` summary."""

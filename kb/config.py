@@ -108,7 +108,7 @@ class AnswerSettings:
     # fit the threshold at ingest (kb.calibrate): refusing this share of the out-of-scope bank's
     # probes that the scope guard lets through...
     calibrate: bool = True
-    probe_refusal_target: float = 0.90
+    probe_refusal_target: float = 0.80
     # ...but never more than this share of the corpus's own in-scope probes
     max_probe_refusals: float = 0.20
     max_question_chars: int = 500
@@ -130,7 +130,16 @@ class AppSettings:
     starters: tuple[str, ...] | None = None
     embed_origins: tuple[str, ...] = ("'self'",)  # frame-ancestors allowed to embed /embed
     cors_origins: tuple[str, ...] = ()
+    # no longer used (accounts replaced it): a server started with it set refuses, telling to run
+    # `kb user add NAME --role admin`; kept so that the message can be that, not "unknown setting"
     admin_token: str = ""
+    # accounts (kb user add NAME --role admin|trainer|user): a login lasts this many hours
+    session_hours: float = 12.0
+    # when true, the chat (/), /embed, the viewer and /api/ask, /api/search, /api/documents,
+    # /api/feedback need a logged-in session (or an ask-scope API key), and so do /v1 and /mcp
+    chat_login: bool = False
+    # failed logins allowed per account in 10 minutes (4x that per client address), then 429
+    login_max_failures: int = 5
     # when true, /v1/*, /mcp, /api/ask, /api/search and /api/documents need an API key
     # (``Authorization: Bearer <key>``, scope ask or admin; ``kb key add NAME --scope ask``)
     require_key: bool = False

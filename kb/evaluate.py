@@ -253,6 +253,9 @@ def refusal_metrics(pairs: Iterable[tuple[bool, bool]]) -> dict[str, Any]:
     }
 
 
+PART_NOT_COVERED_MARK = "知识库中没有找到相关内容"  # in the line naming a part not addressed
+
+
 def citation_markers_ok(answer: Mapping[str, Any]) -> bool:
     """Every ``[n]`` in the answer has a citation and every citation is used."""
     used = {int(m) for m in re.findall(r"\[(\d+)\]", answer.get("answer") or "")}
@@ -280,6 +283,7 @@ class DevQuestion:
     script: str
     gold: tuple[dict, ...]
     key_points: tuple[str, ...]
+    uncovered: str = ""  # a two-part question: the part the documents do not address
 
     def group(self, name: str) -> str:
         if name == "format":  # the format of the document that answers it
@@ -304,6 +308,7 @@ def load_dev(path: Path | str = DEV_PATH) -> list[DevQuestion]:
                 id=str(r["id"]), question=r["question"], in_scope=bool(r["in_scope"]),
                 kind=r.get("kind", ""), style=r.get("style", ""), script=r.get("script", ""),
                 gold=tuple(r.get("gold") or []), key_points=tuple(r.get("key_points") or []),
+                uncovered=str(r.get("uncovered") or ""),
             ))
     if not out:
         raise ValueError(f"{path}: no questions")
@@ -530,7 +535,7 @@ def evaluate_answers(svc: Any, questions: Sequence[DevQuestion], progress: bool 
         if not all(valid) and warn:
             warn(f"{q.id}: {len(valid) - sum(valid)} citation(s) are not exact slices")
         row: dict[str, Any] = {
-            "id": q.id, "kind": q.kind, "style": q.style, "script": q.script, "format": q.group("format"),
+            "id": q.id, "question": q.question, "kind": q.kind, "style": q.style, "script": q.script, "format": q.group("format"),
             "in_scope": q.in_scope,
             "answered": bool(a.get("answered")), "citations": len(cits),
             "citations_valid": all(valid), "markers_ok": citation_markers_ok(a),
@@ -546,6 +551,8 @@ def evaluate_answers(svc: Any, questions: Sequence[DevQuestion], progress: bool 
                 k for k, hit in zip(q.key_points, key_point_hits(a.get("answer") or "", q.key_points), strict=True)
                 if not hit
             ]
+        if q.uncovered:  # the answer says which part the documents do not address
+            row["uncovered_named"] = bool(a.get("answered")) and PART_NOT_COVERED_MARK in normalize(a.get("answer") or "")
         rows.append(row)
     ins = [r for r in rows if r["in_scope"]]
     out: dict[str, Any] = {
@@ -563,6 +570,9 @@ def evaluate_answers(svc: Any, questions: Sequence[DevQuestion], progress: bool 
         "ask_ms_p95": round(float(np.percentile(latencies, 95)), 2) if latencies else None,
     }
     out.update(refusal_metrics((not r["answered"], not r["in_scope"]) for r in rows))
+    two_part = [r for r in rows if "uncovered_named" in r]
+    out["two_part"] = len(two_part)
+    out["two_part_named"] = sum(r["uncovered_named"] for r in two_part)
     out["per_question"] = rows
     return out
 
@@ -1182,6 +1192,7 @@ CORPORA_ROWS = (
     ("key points", "key_point_coverage"),
     ("out-of-scope refused", "oos"),
     ("in-scope refused", "ins"),
+    ("two-part: uncovered part named", "two"),
 )
 
 
@@ -1193,6 +1204,8 @@ def _corpora_cell(res: Mapping[str, Any], key: str | None) -> str:
         return f"{ans.get('refused_out_of_scope', 0)}/{res['out_of_scope']}"
     if key == "ins":
         return f"{ans.get('refused_in_scope', 0)}/{res['in_scope']}"
+    if key == "two":
+        return f"{ans.get('two_part_named', 0)}/{ans['two_part']}" if ans.get("two_part") else "-"
     return fmt(res["summary"].get(key))
 
 
@@ -1221,16 +1234,24 @@ def print_corpora(out: Mapping[str, Any]) -> None:
         print(f"skipped {name}: {why}")
     for r in out["runs"]:
         res = r["result"]
-        misses = [q for q in (res.get("answers") or {}).get("per_question", [])
-                  if q["in_scope"] == (not q["answered"]) or (q["in_scope"] and not q["citation_hit"])]
-        wrong_refusals = [q["id"] for q in misses if q["in_scope"] and not q["answered"]]
-        answered_oos = [q["id"] for q in misses if not q["in_scope"] and q["answered"]]
-        no_cite = [q["id"] for q in misses if q["in_scope"] and q["answered"] and not q["citation_hit"]]
-        print(f"{r['corpus']} {r['set']}: answered out of scope: {', '.join(answered_oos) or 'none'}; "
-              f"refused in scope: {', '.join(wrong_refusals) or 'none'}; "
-              f"no gold citation: {', '.join(no_cite) or 'none'}")
+        print(f"{r['corpus']} {r['set']}:")
+        for label, qs in misclassified(res).items():
+            print(f"  {label}: " + ("; ".join(f"{q['id']} {q.get('question', '')}" for q in qs) or "none"))
         for w in res.get("warnings", []):
             print(f"  warning: {w}")
+
+
+def misclassified(res: Mapping[str, Any]) -> dict[str, list[Mapping[str, Any]]]:
+    """The questions a run got wrong, by how: refusals of answerable questions, answers to
+    out-of-scope ones, two-part questions whose uncovered part was not named, answers citing
+    no gold passage."""
+    per = (res.get("answers") or {}).get("per_question", [])
+    return {
+        "refused in scope": [q for q in per if q["in_scope"] and not q["answered"]],
+        "answered out of scope": [q for q in per if not q["in_scope"] and q["answered"]],
+        "two-part, uncovered part not named": [q for q in per if q.get("uncovered_named") is False],
+        "no gold citation": [q for q in per if q["in_scope"] and q["answered"] and not q["citation_hit"]],
+    }
 
 
 def write_corpora_report(out: Mapping[str, Any], reports: Path) -> dict[str, Path]:
@@ -1239,6 +1260,12 @@ def write_corpora_report(out: Mapping[str, Any], reports: Path) -> dict[str, Pat
     md = ["# Quality per corpus", "", md_table(header, rows), "", "## By document format", "",
           md_table(FORMAT_HEADER, fmt_rows), ""]
     md += [f"- skipped {n}: {w}" for n, w in out["skipped"].items()]
+    md += ["", "## Misclassified questions", ""]
+    for r in out["runs"]:
+        md += [f"### {r['corpus']} {r['set']}", ""]
+        for label, qs in misclassified(r["result"]).items():
+            md.append(f"- {label}: " + ("; ".join(f"`{q['id']}` {q.get('question', '')}" for q in qs) or "none"))
+        md.append("")
     paths = {"markdown": reports / "corpora.md", "json": reports / "corpora.json"}
     paths["markdown"].write_text("\n".join(md) + "\n", encoding="utf-8")
     paths["json"].write_text(json.dumps(out, ensure_ascii=False, indent=1, default=str), encoding="utf-8")

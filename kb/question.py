@@ -206,7 +206,8 @@ HOW_MUCH_RE = re.compile(either(HOW_MUCH))  # jieba tags "多长" a noun: it is 
 # A time the question is anchored to ("今年的年会", "明年的年假", "2027年…"): rules and guides
 # state what holds, not what happens on a date, so a passage must name that time to answer it.
 TIME_ANCHORS = ("今年", "明年", "去年", "前年", "后年", "今天", "明天", "昨天", "后天", "今晚", "本周",
-                "这周", "下周", "上周", "本月", "这个月", "下个?月", "上个?月", "本季度", "下季度",
+                "这周", "下周", "上周", "本月", "这个月", "下个?月", "上个?月", "本季度", "这个?季度",
+                "上个?季度", "下个?季度",
                 "下半年", "上半年", "年底前", "最新", "实时", r"20\d\d年")
 TIME_ANCHOR = re.compile(either(TIME_ANCHORS))
 # A prediction: a future time with a change ("以后会不会涨", "将来会取消吗"): answerable only
@@ -214,7 +215,7 @@ TIME_ANCHOR = re.compile(either(TIME_ANCHORS))
 FUTURE_TIMES = ("明年", "后年", "下一年", "下个?月", "下半年", "下季度", "将来", "未来", "今后", "以后",
                 "往后", "接下来", "到时候")
 CHANGES = ("涨", "降", "调整", "调高", "调低", "提高", "降低", "改", "变", "取消", "增加", "减少",
-           "上调", "下调", "恢复", "延长", "缩短")
+           "上调", "下调", "恢复", "延长", "缩短", "延迟", "推迟", "提前", "放开", "出台")
 FUTURE_TIME = re.compile(either(FUTURE_TIMES))
 FUTURE_QUESTION = re.compile(
     "(?:" + FUTURE_TIME.pattern + ")[^，,。；;？?]{0,12}?(?:" + either(CHANGES) + ")"
@@ -223,15 +224,23 @@ FUTURE_QUESTION = re.compile(
 # A share or a length asked for ("占百分之几", "多少天内"), and what a passage giving one holds:
 # a passage about the topic that gives no share or no length does not answer it.
 _NUM = r"(?:\d+(?:\.\d+)?|[零〇一二两三四五六七八九十百千万半]+)"
-PERCENT_ASK = re.compile(r"百分之几|百分比|什么比例|多大比例|多少比例|比例是多少|几成|占多少")
+PERCENT_ASK = re.compile(r"百分之几|百分之多少|百分比|什么比例|多大比例|多少比例|比例[^，,。；;？?]{0,4}?是多少|几成|占多少|几个点|多少个点")
 PERCENT_VALUE = re.compile(r"百分之|\d\s*%|％|分之|" + _NUM + r"\s*(?:倍|成)|比例")
 DURATION_ASK = re.compile(r"多久|多长时间|多少(?:个)?(?:天|日|月|年|周|小时|工作日)|几(?:个)?(?:天|日|月|年|周|小时|工作日)")
 DURATION_VALUE = re.compile(_NUM + r"\s*(?:个)?(?:天|日|月|年|周|星期|小时|工作日)")
+# a head count ("多少人") and a day of the month ("几号交"): what passages giving one hold
+COUNT_ASK = re.compile(r"(?:多少|几)(?:个|名|位)?(?:人|员工|家|名)")
+COUNT_VALUE = re.compile(_NUM + r"\s*(?:个|名|位)?(?:人|家|名)")
+DATE_ASK = re.compile(r"几号|几月几[日号]|哪一?天")
+DATE_VALUE = re.compile(_NUM + r"\s*(?:号|日)|月底|月初|月末|年底|年初|周[一二三四五六日末]|星期[一二三四五六日天]")
+# A ranking or a figure of the moment ("现在排第一的品牌是哪家"): a real-time fact
+REALTIME_QUESTION = re.compile(r"(?:现在|目前|当前|如今|最新)[^，,。；;？?]{0,12}?(?:排名|排第|第一|最大|最多|最高|最低|哪家)")
 # Personal records no document holds: what is left of *my* leave, *my* badge number.
 PERSONAL_QUESTION = re.compile(
     r"我(?:们)?(?:的)?[^，,。；;？?]{0,8}?(?:还剩|剩下|剩余|余额|还有几|还有多少)"
     r"|我的(?:工号|账号|帐号|密码|工资条|工资卡|考勤记录|打卡记录|绩效结果|绩效分数|绩效评分|"
     r"社保缴纳记录|缴费记录|排名|编号|档案编号|员工编号)"
+    r"|我的[^，,。；;？?]{0,10}?(?:账户|帐户)[^，,。；;？?]{0,6}?(?:多少|余额|几)"
 )
 
 

@@ -109,7 +109,8 @@ class ExtractiveAnswerer:
         self._n_docs = max(len(idx.chunks), 1)
         self.structure = DocumentStructure(idx)
         self.scope = ScopeGuard(
-            parts.segmenter.tokenizer, idx.words, [t for group in parts.queries.groups for t in group]
+            parts.segmenter.tokenizer, idx.words, [t for group in parts.queries.groups for t in group],
+            bigrams=idx.bm25.vocab_dict,
         )
         self._suggestions: list[str] | None = None
         self._suggestion_vectors: np.ndarray | None = None

@@ -28,6 +28,11 @@ import jieba.posseg
 
 from ingest.normalize import normalize
 from kb.question import (
+    COUNT_ASK,
+    COUNT_VALUE,
+    DATE_ASK,
+    DATE_VALUE,
+    REALTIME_QUESTION,
     DURATION_ASK,
     DURATION_VALUE,
     PERCENT_ASK,
@@ -41,6 +46,9 @@ from kb.question import (
 )
 
 _NOUN_FLAGS = ("n", "vn")  # n, nr, ns, nt, nz, vn …
+# a dictionary frequency from which a noun is a word people use as such (年终奖 58, 会费 60,
+# 股价 951), not a compound jieba happens to list (生小孩 3, 起征点 5)
+COMMON_WORD_FREQ = 10
 _PLACE_SUFFIX = re.compile(r"[\u4e00-\u9fff]{1,6}(?:国|省|市|县|州)$")
 PLACES_FILE = Path(__file__).resolve().parents[1] / "data" / "places.txt"
 
@@ -54,13 +62,15 @@ _LATIN = re.compile(r"[a-z][a-z0-9+#.-]*[a-z0-9+#]")  # normalised text is lower
 
 
 class ScopeGuard:
-    """``words``: the corpus's words and short runs of words (``KnowledgeIndex.words``)."""
+    """``words``: the corpus's words and short runs of words (``KnowledgeIndex.words``);
+    ``bigrams``: its character pairs (the BM25 vocabulary)."""
 
     def __init__(self, tokenizer: jieba.Tokenizer, words: Container[str], known_terms: Iterable[str] = (),
-                 places: Iterable[str] | None = None):
+                 places: Iterable[str] | None = None, bigrams: Container[str] | None = None):
         self._tk = tokenizer
         self._pos = jieba.posseg.POSTokenizer(tokenizer)
         self._words = words
+        self._bigrams = bigrams  # the corpus's character pairs (the BM25 vocabulary has them)
         self._known = {normalize(t) for t in known_terms}
         self._places = frozenset(places) if places is not None else load_places()
         # (word, flag) pairs of a normalised question; several checks read one question
@@ -88,8 +98,22 @@ class ScopeGuard:
                 if len(w) >= 2 and f.startswith(_NOUN_FLAGS) and not HOW_MUCH_RE.fullmatch(w)]
 
     def _missing_subjects(self, q: str) -> list[str]:
-        """Nouns of the (normalised) question found nowhere in the corpus."""
-        return [w for w, _ in self._nouns(q) if not self.in_corpus(w)]
+        """Nouns of the (normalised) question found nowhere in the corpus: as words when jieba's
+        dictionary knows them as common words; by their characters when it made the word up
+        ("能领", from 能领取) or lists it as a rare compound (陪产假): too unsure a segmentation
+        to require as a word."""
+        return [w for w, _ in self._nouns(q)
+                if not (self.in_corpus(w) if self._common(w) else self._characters_in_corpus(w))]
+
+    def _characters_in_corpus(self, word: str) -> bool:
+        """The looser test for a word jieba is unsure of: each of its character pairs occurs."""
+        if self._bigrams is None or not _CJK.fullmatch(word):
+            return self.in_corpus(word)
+        return word in self._known or all(word[i : i + 2] in self._bigrams for i in range(len(word) - 1))
+
+    def _common(self, word: str) -> bool:
+        self._tk.check_initialized()
+        return self._tk.FREQ.get(word, 0) >= COMMON_WORD_FREQ
 
     def _missing_places(self, q: str) -> list[str]:
         """Places the question names (a known place name, or a place-tagged word ending in
@@ -135,7 +159,11 @@ class ScopeGuard:
         q = normalize(question)
         ev = normalize(evidence)
         out = [t for t in dict.fromkeys(TIME_ANCHOR.findall(q)) if t not in ev]
-        for ask, value in ((PERCENT_ASK, PERCENT_VALUE), (DURATION_ASK, DURATION_VALUE)):
+        m = REALTIME_QUESTION.search(q)
+        if m and m.group(0)[:2] not in ev:  # a figure of the moment no passage dates
+            out.append(m.group(0))
+        for ask, value in ((PERCENT_ASK, PERCENT_VALUE), (DURATION_ASK, DURATION_VALUE),
+                           (COUNT_ASK, COUNT_VALUE), (DATE_ASK, DATE_VALUE)):
             m = ask.search(q)
             if m and not value.search(ev):  # asks for a share or a length the passages never give
                 out.append(m.group(0))
