@@ -11,14 +11,14 @@ import sqlite3
 import unicodedata
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI, Header, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.auth import require_role
 from app.feedback import FeedbackStore
-from kb.faq.auth import bearer_token, check_admin
 from kb.service import BadQuestion, KnowledgeService, UnknownDocument
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,6 @@ class DocumentOut(BaseModel):
 
 def make_router(service: KnowledgeService, feedback: FeedbackStore) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["api"])
-    admin_token = service.config.app.admin_token
 
     @router.post("/ask", summary="Answer a question with exact-quote citations")
     def ask(req: AskRequest) -> dict:
@@ -156,16 +155,9 @@ def make_router(service: KnowledgeService, feedback: FeedbackStore) -> APIRouter
         )
         return FeedbackCreated(id=fid)
 
-    @router.get("/feedback", summary="Recent feedback (needs the admin token)")
-    def list_feedback(
-        authorization: Annotated[str | None, Header()] = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    ) -> list[dict]:
-        if not admin_token:
-            raise HTTPException(403, "reading feedback is disabled: set KB_ADMIN_TOKEN")
-        if not check_admin(service.config, bearer_token(authorization)):
-            raise HTTPException(401, "missing or wrong admin token (Authorization: Bearer ...)",
-                                headers={"WWW-Authenticate": "Bearer"})
+    @router.get("/feedback", summary="Recent feedback (a trainer's or admin's login, or an admin key)",
+                dependencies=[Depends(require_role("trainer", "admin"))])
+    def list_feedback(limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[dict]:
         return feedback.recent(limit)
 
     @router.get("/health", summary="Index and model status")

@@ -1,34 +1,33 @@
 """The trainers' FAQ tools: admin JSON routes under ``/api/admin/faq/`` (thin adapters over
 ``service.faq``) and the page ``/trainers`` (plain HTML/JS/CSS from ``app/static/faq.*``).
 
-Every admin route needs ``Authorization: Bearer <admin token>`` (``app.admin_token`` in the
-config, or ``KB_ADMIN_TOKEN``): 401 without one, 403 with a wrong one (or when no token is
-configured: admin is then disabled). The public chat and ``/api/ask`` stay open regardless.
-An optional ``X-KB-Actor`` header (percent-encoded UTF-8, e.g. a trainer's name) is recorded
-in each entry's edit history.
+Every route needs a logged-in account of role ``trainer`` or ``admin`` (``app.auth``: the
+session cookie, with its CSRF token on every change) or an API key of scope ``admin``
+(``Authorization: Bearer``): 401 without a login, 403 for another role or an ``ask`` key; the
+page sends a visitor who is not logged in to ``/login?next=/trainers``. The public chat and
+``/api/ask`` stay open regardless (unless ``app.chat_login``). Each change is recorded in the
+entry's edit history as ``web:<account>`` (or ``key:<key name>``).
 
 Errors are JSON ``{"detail": message}``: unknown entry 404, invalid input 400/422, a
-suggestion run already going 409.
+suggestion run already going 409, a damaged FAQ database 503.
 
 No ``from __future__ import annotations`` here: FastAPI must see the local ``Actor``
 dependency alias in the route signatures as an object, not as a string."""
 
 import html
-import re
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import unquote
 
-from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query, Request
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
+from app.auth import Principal, require_role
 from app.render import fill_template, json_for_html
-from kb.faq.auth import bearer_token, check_admin
 from kb.faq.store import STATUSES
 from kb.service import KnowledgeService
 
@@ -40,7 +39,6 @@ MAX_ANSWER = 20_000
 MAX_TOPIC = 100
 MAX_ALTS = 50
 MAX_CITATIONS = 50
-MAX_ACTOR = 60
 MAX_SUGGEST = 200
 
 Status = Literal["candidate", "approved", "rejected", "flagged", "merged"]
@@ -129,32 +127,14 @@ def admin_csp() -> str:
 def make_faq_admin_router(service: KnowledgeService, static_prefix: str) -> APIRouter:
     """The admin API and the ``/trainers`` page over ``service.faq``."""
     faq = service.faq
-    enabled = bool(service.config.app.admin_token)
     suggesting = threading.Lock()
+    trainer = require_role("trainer", "admin")
 
-    def admin(
-        authorization: Annotated[str | None, Header(description="Bearer <admin token>")] = None,
-        x_kb_actor: Annotated[str | None, Header(description="who acts (percent-encoded)")] = None,
-    ) -> str:
-        """Checks the token; returns the actor recorded in the edit history."""
-        token = bearer_token(authorization)
-        if not token:
-            raise HTTPException(
-                401,
-                "admin token required (Authorization: Bearer ...)" if enabled
-                else "trainers' tools are disabled: set app.admin_token or KB_ADMIN_TOKEN",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        if not check_admin(service.config, token):
-            raise HTTPException(
-                403, "wrong admin token" if enabled
-                else "trainers' tools are disabled: set app.admin_token or KB_ADMIN_TOKEN",
-            )
+    def admin(who: Annotated[Principal, Depends(trainer)]) -> str:
+        """The actor recorded in the edit history; a damaged FAQ database is a 503 naming it."""
         if faq.unavailable:  # a damaged database: say which and why, instead of a 500
             raise HTTPException(503, faq.unavailable)
-        name = unquote(x_kb_actor or "").strip()
-        name = re.sub(r"[\x00-\x1f\x7f]", "", name)[:MAX_ACTOR]
-        return f"web:{name}" if name else "web"
+        return f"web:{who.name}" if who.via == "session" else who.actor
 
     Actor = Annotated[str, Depends(admin)]
     api = APIRouter(prefix=PREFIX, tags=["faq admin"])
@@ -252,18 +232,7 @@ def make_faq_admin_router(service: KnowledgeService, static_prefix: str) -> APIR
 
     # -- the page ---------------------------------------------------------------------------------
     page_router = APIRouter(include_in_schema=False)
-    settings = {
-        "title": service.config.app.title,
-        "adminEnabled": enabled,
-        "api": PREFIX,
-        "statuses": list(STATUSES),
-    }
-    values = {
-        "title": html.escape(f"培训师工作台 · {service.config.app.title}"),
-        "static": static_prefix,
-        "config": json_for_html(settings),
-    }
-    page = fill_template(TEMPLATE, values)
+    title = html.escape(f"培训师工作台 · {service.config.app.title}")
     headers = {
         "Content-Security-Policy": admin_csp(),
         "X-Content-Type-Options": "nosniff",
@@ -273,7 +242,16 @@ def make_faq_admin_router(service: KnowledgeService, static_prefix: str) -> APIR
     }
 
     @page_router.get("/trainers", response_class=HTMLResponse)
-    def trainers() -> HTMLResponse:
+    def trainers(who: Annotated[Principal, Depends(trainer)]) -> HTMLResponse:
+        settings = {
+            "title": service.config.app.title,
+            "api": PREFIX,
+            "statuses": list(STATUSES),
+            "user": who.name,
+            "role": who.role,
+            "csrf": who.csrf,
+        }
+        page = fill_template(TEMPLATE, {"title": title, "static": static_prefix, "config": json_for_html(settings)})
         return HTMLResponse(page, headers=headers)
 
     router = APIRouter()

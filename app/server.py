@@ -16,7 +16,9 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
+from app.accounts import make_accounts_router
 from app.api import install_error_handlers, make_router
+from app.auth import Auth, install_auth
 from app.chat import build_chat
 from app.chat_layout import CHAT_CSS, chat_theme
 from app.docs import install_docs
@@ -24,14 +26,14 @@ from app.embed import make_embed_router
 from app.faq_admin import make_faq_admin_router
 from app.feedback import FeedbackStore, feedback_path
 from app.guard import Guard
-from app.keys import KeyGate
+from app.keys import AccessGate
 from app.mcp_server import PATH as MCP_PATH
 from app.mcp_server import McpEndpoint
 from app.openai_api import PREFIX as OPENAI_PREFIX
 from app.openai_api import error_shape as openai_error_shape
 from app.openai_api import install_openai_schema, make_openai_router
 from app.viewer import make_viewer_router
-from kb.config import Config
+from kb.config import Config, ConfigError
 from kb.service import KnowledgeService
 
 log = logging.getLogger(__name__)
@@ -52,8 +54,15 @@ def _check_origins(name: str, origins: tuple[str, ...]) -> list[str]:
     return out
 
 
+ADMIN_TOKEN_GONE = ("app.admin_token (or KB_ADMIN_TOKEN) is no longer used: trainers and admins log in "
+                    "with their own accounts. Remove it from the config and the environment, and create the "
+                    "first admin with: kb user add NAME --role admin")
+
+
 def create_app(config: Config, service: KnowledgeService | None = None) -> FastAPI:
     """The whole web application. ``service`` is loaded from ``config`` when not given."""
+    if config.app.admin_token:
+        raise ConfigError(ADMIN_TOKEN_GONE)
     embed_origins = _check_origins("embed_origins", tuple(config.app.embed_origins)) or ["'none'"]
     cors_origins = _check_origins("cors_origins", tuple(config.app.cors_origins))
     service = service or KnowledgeService(config)
@@ -77,17 +86,19 @@ def create_app(config: Config, service: KnowledgeService | None = None) -> FastA
     app.state.service = service
     app.state.feedback = feedback
     install_error_handlers(app)
+    auth = Auth(config)  # accounts, sessions and keys; the database is opened on first use
+    install_auth(app, auth)
     shapes = {OPENAI_PREFIX + "/": openai_error_shape}
 
-    if config.app.require_key:  # innermost: API keys on /v1, /mcp, /api/ask, /api/search, /api/documents
-        from kb.store import open_key_store
-
-        app.add_middleware(KeyGate, store=open_key_store(config), shapes=shapes)
+    if config.app.require_key or config.app.chat_login:
+        # innermost: API keys or a login on /v1, /mcp, /api/ask, /api/search, /api/documents; with
+        # chat_login also the chat, /embed and the viewer
+        app.add_middleware(AccessGate, auth=auth, routes=lambda: app.routes, shapes=shapes)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=cors_origins,
         allow_methods=["GET", "POST"],
-        allow_headers=["Content-Type", "Authorization"],
+        allow_headers=["Content-Type", "Authorization"],  # no credentials: cookies stay same-site
         max_age=600,
     )
     # outermost: body limits, closed Gradio file routes, security headers, 405s
@@ -100,6 +111,7 @@ def create_app(config: Config, service: KnowledgeService | None = None) -> FastA
     app.add_route(MCP_PATH, mcp, include_in_schema=False)  # streamable HTTP (GET, POST, DELETE)
     app.include_router(make_embed_router(service, STATIC_PREFIX, embed_origins))
     app.include_router(make_faq_admin_router(service, STATIC_PREFIX))  # /trainers, /api/admin/faq
+    app.include_router(make_accounts_router(config, STATIC_PREFIX))  # /login, /logout, /admin/users
     app.include_router(make_viewer_router(service, STATIC_PREFIX))
     app.mount(STATIC_PREFIX, StaticFiles(directory=STATIC_DIR), name="kb-static")
 
@@ -114,5 +126,6 @@ def serve(config: Config, host: str = "127.0.0.1", port: int = 7860) -> None:
     """Load the service, then serve until interrupted."""
     app = create_app(config)
     print(f"serving {config.app.title} on http://{host}:{port}/  (API docs: /docs, embed: /embed, "
-          f"OpenAI-compatible: /v1, MCP: /mcp{', API key required' if config.app.require_key else ''})")
+          f"OpenAI-compatible: /v1, MCP: /mcp{', API key required' if config.app.require_key else ''}"
+          f"{', login required for the chat' if config.app.chat_login else ''}; login: /login)")
     uvicorn.run(app, host=host, port=port, log_level="info")

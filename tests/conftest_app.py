@@ -1,5 +1,7 @@
 """Helpers shared by tests/test_api.py and tests/test_browser.py: a tiny Chinese corpus (one
-document carries HTML/script payloads) and a real uvicorn server on a free port."""
+document carries HTML/script payloads), a real uvicorn server on a free port, and accounts:
+``ADMIN_TOKEN`` is an admin-scope API key every ``LiveServer`` has, ``add_user`` makes an account
+and ``login`` logs an httpx client in (returning its CSRF token)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import uvicorn
 
 from kb.config import Config, load_config
 
-ADMIN_TOKEN = "test-admin-token"
+ADMIN_TOKEN = "kb-test-admin-key"  # an admin-scope API key, seeded by LiveServer
 ALLOWED_ORIGIN = "http://allowed.example"
 EMBED_ORIGIN = "https://intranet.example"
 STARTERS = ("请病假要走什么流程？", "差旅报销的流程是什么？", "脚本注入是什么？")
@@ -74,7 +76,6 @@ def tiny_config(tmp: Path) -> Config:
         app__starters=STARTERS,
         app__cors_origins=(ALLOWED_ORIGIN,),
         app__embed_origins=("'self'", EMBED_ORIGIN),
-        app__admin_token=ADMIN_TOKEN,
     )
 
 
@@ -84,12 +85,58 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class LiveServer:
-    """``app.server.create_app(config)`` served by uvicorn in a thread on a free port."""
+def seed_admin_key(config: Config, token: str = ADMIN_TOKEN, name: str = "tests-admin") -> None:
+    """An admin-scope API key that is ``token`` (kb key add makes random ones)."""
+    from datetime import UTC, datetime
 
-    def __init__(self, config: Config, port: int | None = None):
+    from sqlalchemy import select
+
+    from kb.store import open_database
+    from kb.store.keys import key_hash
+    from kb.store.models import ApiKey
+
+    db = open_database(config)
+    try:
+        with db.session() as s:
+            if s.scalar(select(ApiKey).where(ApiKey.name == name)) is None:
+                s.add(ApiKey(name=name, scope="admin", key_hash=key_hash(token), prefix=token[:8],
+                             created_at=datetime.now(UTC)))
+    finally:
+        db.close()
+
+
+def add_user(config: Config, name: str, role: str, password: str) -> None:
+    from kb.store import open_database
+    from kb.store.accounts import DuplicateUser, UserStore
+
+    db = open_database(config)
+    try:
+        UserStore(db).add(name, role, password)
+    except DuplicateUser:
+        pass
+    finally:
+        db.close()
+
+
+def login(client: httpx.Client, name: str, password: str) -> str:
+    """Log ``client`` in (the session cookie stays in its jar); returns the CSRF token and sets
+    it as a default header of the client."""
+    r = client.post("/api/auth/login", json={"name": name, "password": password})
+    assert r.status_code == 200, (r.status_code, r.text)
+    csrf = r.json()["csrf"]
+    client.headers["X-CSRF-Token"] = csrf
+    return csrf
+
+
+class LiveServer:
+    """``app.server.create_app(config)`` served by uvicorn in a thread on a free port (with the
+    admin key ``ADMIN_TOKEN`` in its database)."""
+
+    def __init__(self, config: Config, port: int | None = None, seed_key: bool = True):
         from app.server import create_app
 
+        if seed_key:
+            seed_admin_key(config)
         self.config = config
         self.app = create_app(config)
         self.port = port or free_port()

@@ -1,13 +1,13 @@
-// The trainers' FAQ page: plain JS over /api/admin/faq/*. The admin token is kept in
-// sessionStorage (gone when the tab closes) and sent as "Authorization: Bearer ...".
+// The trainers' FAQ page: plain JS over /api/admin/faq/*. The page is served only to a
+// logged-in trainer or admin (the HttpOnly session cookie goes with every call by itself); each
+// change carries the session's CSRF token (given by the server in the page's config) in the
+// X-CSRF-Token header. A 401 (the session ended) goes back to the login page.
 // Every piece of text from the server is put into the page with textContent, never as HTML.
 (function () {
   "use strict";
 
   const cfg = JSON.parse(document.getElementById("fq-config").textContent);
   const API = cfg.api;
-  const TOKEN_KEY = "kb-faq-token";
-  const NAME_KEY = "kb-faq-name";
 
   const STATUS = {
     candidate: "待审核", flagged: "需复核", approved: "已批准", rejected: "已拒绝", merged: "已合并",
@@ -29,8 +29,7 @@
 
   const $ = (id) => document.getElementById(id);
   const state = {
-    token: sessionStorage.getItem(TOKEN_KEY) || "",
-    name: sessionStorage.getItem(NAME_KEY) || "",
+    name: cfg.user || "",
     entries: [],
     status: "candidate",
     topic: "",
@@ -80,11 +79,12 @@
     return "HTTP " + r.status;
   }
 
-  // fetch + the token; a 401/403 signs out (the token is wrong or was changed on the server)
+  // fetch with the session cookie; a change carries the CSRF token. A 401 means the session
+  // ended (logout elsewhere, expiry, account disabled): back to the login page.
   async function call(method, path, opts) {
     opts = opts || {};
-    const headers = { Authorization: "Bearer " + state.token };
-    if (state.name) headers["X-KB-Actor"] = encodeURIComponent(state.name);
+    const headers = {};
+    if (method !== "GET") headers["X-CSRF-Token"] = cfg.csrf;
     let body;
     if (opts.json !== undefined) {
       headers["Content-Type"] = "application/json";
@@ -95,22 +95,26 @@
     }
     let r;
     try {
-      r = await fetch(API + path, { method, headers, body, cache: "no-store" });
+      r = await fetch(API + path, { method, headers, body, cache: "no-store", credentials: "same-origin" });
     } catch (e) {
       throw new Error("无法连接服务器");
     }
-    if (r.status === 401 || r.status === 403) throw new AuthError(await errorText(r));
+    if (r.status === 401) throw new AuthError(await errorText(r));
     if (!r.ok) throw new Error(await errorText(r));
     return opts.raw ? r : r.json();
   }
 
-  // runs an action; an AuthError returns to the sign-in form, other errors are reported
+  function toLogin() {
+    window.location.assign("/login?next=" + encodeURIComponent("/trainers"));
+  }
+
+  // runs an action; an AuthError returns to the login page, other errors are reported
   async function guarded(fn, onError) {
     try {
       return await fn();
     } catch (e) {
       if (e instanceof AuthError) {
-        signOut("登录已失效，请重新输入口令。");
+        toLogin();
       } else if (onError) {
         onError(e.message);
       } else {
@@ -120,63 +124,23 @@
     }
   }
 
-  // ---- sign-in ----------------------------------------------------------------------
-  function showSignIn(message) {
-    show($("fq-app"), false);
-    show($("fq-signin"), true);
-    show($("fq-who"), false);
-    show($("fq-signout"), false);
-    show($("fq-disabled"), !cfg.adminEnabled);
-    const err = $("fq-signin-error");
-    err.textContent = message || "";
-    show(err, !!message);
-    $("fq-name").value = state.name;
-    $("fq-token").value = "";
-    $("fq-token").focus();
-  }
+  // ---- the account ------------------------------------------------------------------
+  const ROLE = { admin: "管理员", trainer: "培训师" };
 
   function showApp() {
-    show($("fq-signin"), false);
     show($("fq-app"), true);
-    $("fq-who").textContent = state.name ? "已登录：" + state.name : "已登录";
+    $("fq-who").textContent = "已登录：" + state.name + (ROLE[cfg.role] ? "（" + ROLE[cfg.role] + "）" : "");
     show($("fq-who"), true);
     show($("fq-signout"), true);
   }
 
-  function signOut(message) {
-    state.token = "";
-    state.entries = [];
-    state.selected = null;
-    state.detail = null;
-    sessionStorage.removeItem(TOKEN_KEY);
-    $("fq-list").replaceChildren();
-    showSignIn(message);
-  }
-
-  async function signIn(ev) {
-    ev.preventDefault();
-    const token = $("fq-token").value.trim();
-    if (!token) return;
-    const btn = $("fq-signin-btn");
-    btn.disabled = true;
-    state.token = token;
-    state.name = $("fq-name").value.trim();
+  async function signOut() {
     try {
-      state.entries = await call("GET", "/entries");
-    } catch (e) {
-      state.token = "";
-      const msg = e instanceof AuthError
-        ? (cfg.adminEnabled ? "口令不正确，请重试。" : "管理员入口尚未启用。")
-        : "登录失败：" + e.message;
-      showSignIn(msg);
-      return;
-    } finally {
-      btn.disabled = false;
-    }
-    sessionStorage.setItem(TOKEN_KEY, state.token);
-    sessionStorage.setItem(NAME_KEY, state.name);
-    showApp();
-    renderEntries();
+      await fetch("/api/auth/logout", {
+        method: "POST", headers: { "X-CSRF-Token": cfg.csrf }, credentials: "same-origin",
+      });
+    } catch (e) { /* the login page says the rest */ }
+    window.location.assign("/login?out=1");
   }
 
   // ---- entries: list ----------------------------------------------------------------
@@ -701,8 +665,7 @@
 
   // ---- wiring -----------------------------------------------------------------------
   $("fq-app-title").textContent = cfg.title;
-  $("fq-signin-form").addEventListener("submit", signIn);
-  $("fq-signout").addEventListener("click", () => signOut(""));
+  $("fq-signout").addEventListener("click", signOut);
   for (const b of document.querySelectorAll(".fq-tabs button")) {
     b.addEventListener("click", () => switchView(b.dataset.view));
   }
@@ -738,10 +701,6 @@
   });
   $("fq-check").addEventListener("click", onCheck);
 
-  if (state.token) {
-    showApp();
-    loadEntries();
-  } else {
-    showSignIn("");
-  }
+  showApp();
+  loadEntries();
 })();

@@ -78,3 +78,138 @@ def add_key_commands(sub, common: Callable[[argparse.ArgumentParser], None], con
     common(q)
     q.add_argument("name")
     q.set_defaults(func=lambda a: cmd_revoke(a, config_fn))
+
+
+# -- kb user ----------------------------------------------------------------------------------------
+ROLES = ("admin", "trainer", "user")  # kb.store.accounts.ROLES
+
+
+def open_user_store(cfg):
+    from kb.store import open_database
+    from kb.store.accounts import UserStore
+
+    db = open_database(cfg)
+    return db, UserStore(db, cfg.app.session_hours)
+
+
+def read_password(args, prompt: str = "password") -> str:
+    """From the first line of stdin (``--password-stdin``), or asked twice without echo."""
+    if getattr(args, "password_stdin", False):
+        line = sys.stdin.readline()
+        password = line[:-1] if line.endswith("\n") else line
+        if password.endswith("\r"):
+            password = password[:-1]
+        if not password:
+            raise ValueError("no password on stdin (one line is read)")
+        return password
+    import getpass
+
+    try:
+        first = getpass.getpass(f"{prompt}: ")
+        second = getpass.getpass(f"{prompt} (again): ")
+    except EOFError:
+        raise ValueError("no password given (type it when asked, or pass it on stdin with --password-stdin)") from None
+    if first != second:
+        raise ValueError("the two passwords differ; nothing was changed")
+    return first
+
+
+def _audit_cli(db, action: str, target: str, detail=None) -> None:
+    import getpass as _gp
+
+    from kb.store.accounts import audit
+
+    try:
+        who = _gp.getuser()
+    except Exception:  # noqa: BLE001 - no login name in this environment
+        who = "?"
+    audit(db, f"cli:{who}", action, target, detail)
+
+
+def cmd_user_add(args, config_fn) -> int:
+    from kb.store.accounts import check_name, check_password, check_role
+
+    cfg = config_fn(args)
+    check_name(args.name)
+    check_role(args.role)
+    password = check_password(read_password(args))
+    db, users = open_user_store(cfg)
+    user = users.add(args.name, args.role, password)
+    _audit_cli(db, "user.add", user.name, {"role": user.role})
+    print(f"user {user.name!r} ({user.role}) added; log in at /login", file=sys.stderr)
+    return 0
+
+
+def cmd_user_list(args, config_fn) -> int:
+    _, users = open_user_store(config_fn(args))
+    found = users.list()
+    if args.json:
+        print(json.dumps([u.to_dict() for u in found], ensure_ascii=False, indent=2))
+        return 0
+    if not found:
+        print("no users yet: kb user add NAME --role admin", file=sys.stderr)
+        return 0
+    rows = [("name", "role", "created", "last login", "disabled")]
+    rows += [(u.name, u.role, _when(u.created_at), _when(u.last_login_at), _when(u.disabled_at)) for u in found]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    return 0
+
+
+def cmd_user_passwd(args, config_fn) -> int:
+    from kb.store.accounts import check_password
+
+    cfg = config_fn(args)
+    db, users = open_user_store(cfg)
+    users.get(args.name)  # an unknown name is refused before asking
+    users.set_password(args.name, check_password(read_password(args, "new password")))
+    _audit_cli(db, "user.passwd", args.name)
+    print(f"password of {args.name!r} changed; its sessions have ended", file=sys.stderr)
+    return 0
+
+
+def cmd_user_disable(args, config_fn, disabled: bool) -> int:
+    db, users = open_user_store(config_fn(args))
+    user = users.get(args.name)
+    if disabled and user.role == "admin" and not user.disabled and users.count("admin") <= 1 and not args.force:
+        raise ValueError(f"{args.name!r} is the last active admin; add another first (or pass --force)")
+    users.set_disabled(args.name, disabled)
+    _audit_cli(db, "user.disable" if disabled else "user.enable", args.name)
+    print(f"user {args.name!r} {'disabled (its sessions have ended)' if disabled else 'enabled'}", file=sys.stderr)
+    return 0
+
+
+def add_user_commands(sub, common: Callable[[argparse.ArgumentParser], None], config_fn) -> None:
+    p = sub.add_parser("user", help="accounts for the admin and trainers' pages (and the chat with app.chat_login)")
+    usub = p.add_subparsers(dest="user_command", required=True)
+
+    q = usub.add_parser("add", help="create an account (asks for its password twice)")
+    common(q)
+    q.add_argument("name", help="the login name: letters (Chinese too), digits, . _ - @")
+    q.add_argument("--role", choices=ROLES, required=True,
+                   help="admin: documents, users, keys, settings; trainer: the FAQ; user: the chat only")
+    q.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    q.set_defaults(func=lambda a: cmd_user_add(a, config_fn))
+
+    q = usub.add_parser("list", help="the accounts: name, role, created, last login, disabled")
+    common(q)
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=lambda a: cmd_user_list(a, config_fn))
+
+    q = usub.add_parser("passwd", help="set a new password (its sessions end)")
+    common(q)
+    q.add_argument("name")
+    q.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    q.set_defaults(func=lambda a: cmd_user_passwd(a, config_fn))
+
+    q = usub.add_parser("disable", help="refuse an account's logins and end its sessions")
+    common(q)
+    q.add_argument("name")
+    q.add_argument("--force", action="store_true", help="also the last active admin")
+    q.set_defaults(func=lambda a: cmd_user_disable(a, config_fn, True))
+
+    q = usub.add_parser("enable", help="allow a disabled account to log in again")
+    common(q)
+    q.add_argument("name")
+    q.set_defaults(func=lambda a: cmd_user_disable(a, config_fn, False))
