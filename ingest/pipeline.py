@@ -14,6 +14,7 @@ import os
 import re
 import stat
 import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,14 @@ from ingest.models import Chunk, Document, Skipped
 from ingest.worker import FileLimits, FileOutcome, run_files
 
 log = logging.getLogger(__name__)
+
+# why a file of the corpus that an administrator disabled is not in the index
+DISABLED_REASON = "disabled by an administrator (kept in the corpus, not indexed)"
+
+# ``on_file(source, state, detail)``: what happens to each file of an ingest, as it happens.
+# States: "excluded" (disabled), "reused" (unchanged), "queued" (to be parsed), then "parsed"
+# (detail: its chunk count) or "skipped" (detail: the reason).
+FileEvent = Callable[[str, str, str], None]
 
 
 @dataclass
@@ -159,13 +168,18 @@ def ingest_corpus(
     max_bytes: int = 50 * 1024 * 1024,
     progress: bool = True,
     limits: FileLimits | None = None,
+    exclude: Collection[str] = (),
+    on_file: FileEvent | None = None,
 ) -> IngestResult:
     """Ingest every supported file under ``corpus``.
 
     ``previous`` holds the records of the last run (by source); a document whose bytes hash the
     same, under the same fingerprint, is reused without being loaded or chunked again.
     ``limits`` bound each file's size, unpacked size, parse time and memory; without them,
-    files are parsed in this process (no time or memory bound)."""
+    files are parsed in this process (no time or memory bound). Sources in ``exclude``
+    (documents an administrator disabled) are not read: they are listed as skipped with
+    ``DISABLED_REASON`` and, when they were indexed before, as removed. ``on_file`` hears of
+    each file as it is reused, queued, parsed or skipped (see ``FileEvent``)."""
     corpus = Path(corpus)
     if not corpus.is_dir():
         raise FileNotFoundError(f"corpus folder not found: {corpus}")
@@ -175,11 +189,17 @@ def ingest_corpus(
     result = IngestResult(records={}, fingerprint=fingerprint)
     timings = {"load": 0.0, "clean": 0.0, "chunk": 0.0, "dedup": 0.0}
     files, result.skipped = list_files(corpus)
+    excluded = set(exclude)
+    tell = on_file or (lambda source, state, detail: None)
     outcomes: dict[str, FileOutcome] = {}
     reused: dict[str, DocRecord] = {}
     todo: list[tuple[str, str]] = []
     for path in files:
         source = path.relative_to(corpus).as_posix()
+        if source in excluded:
+            outcomes[source] = FileOutcome(source, skipped=DISABLED_REASON)
+            tell(source, "excluded", DISABLED_REASON)
+            continue
         if path.suffix.lower() not in SUPPORTED_SUFFIXES:
             outcomes[source] = FileOutcome(source, skipped=f"unsupported file type {path.suffix or '(none)'}")
             continue
@@ -191,14 +211,19 @@ def ingest_corpus(
                 same = False
             if same:
                 reused[source] = old
+                tell(source, "reused", "")
                 continue
         todo.append((source, str(path)))
+        tell(source, "queued", "")
     t_parse = time.perf_counter()
     with tqdm(total=len(todo), desc="parse", unit="doc", disable=not progress or not todo, leave=False) as bar:
         def done(outcome: FileOutcome) -> None:
             outcomes[outcome.source] = outcome
             if outcome.skipped:
                 log.warning("skipped %s: %s", printable(outcome.source), outcome.skipped)
+                tell(outcome.source, "skipped", outcome.skipped)
+            else:
+                tell(outcome.source, "parsed", str(len(outcome.chunks or [])))
             bar.update(1)
 
         run_files(todo, corpus, settings, limits, done)

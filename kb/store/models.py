@@ -193,3 +193,8 @@ class FaqMeta(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# the documents page's tables (documents, jobs), defined beside their store; imported here so that
+# this module's Base holds the whole schema (migrations are compared with it)
+from kb.store import documents as _documents  # noqa: E402,F401
