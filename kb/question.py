@@ -200,6 +200,12 @@ VALUE = (*HOW_MUCH, *WHEN, r"几(?:个|天|月|年|岁|倍|次|成|号|点|楼|�
          "哪个(?:城市|国家|省|地方|网站)", "哪里", "(?<![差别同])在哪", "价格", "价钱", "网址",
          "电话", "地址", "股价")
 VALUE_QUESTION = re.compile(either(VALUE))
+# the attribute a value question asks for ("按什么比例", "期限是多久"), not its subject: a rule
+# gives the value ("百分之二") without naming the attribute
+VALUE_ATTRIBUTES = frozenset(
+    "比例 比率 金额 数额 数量 数目 时间 日期 期限 时限 天数 时长 地点 上限 下限 人数 次数 额度 幅度 "
+    "标准 范围 年限 年龄 岁数 价格 价钱".split()
+)
 HOW_MUCH_RE = re.compile(either(HOW_MUCH))  # jieba tags "多长" a noun: it is the question, not its subject
 
 # -- questions documents cannot answer unless a passage addresses them ------------------------

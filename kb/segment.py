@@ -52,10 +52,10 @@ class Segmenter:
 
     def phrases(self, text: str, max_words: int = 3, max_chars: int = 6) -> set[str]:
         """Every jieba word of the normalised text and every run of up to ``max_words``
-        consecutive words (no punctuation between them) of at most ``max_chars`` characters:
-        what a question's word may be matched against *as words*. "协调会" is in
-        "召开协调会" (协调|会), "会费" is not in "工会费用" (工会|费用), though its characters
-        are."""
+        consecutive words (no punctuation between them) of at most ``max_chars`` characters,
+        and the dictionary words inside each word (search mode: 工资 in 基本工资): what a
+        question's word may be matched against *as words*. "协调会" is in "召开协调会"
+        (协调|会), "会费" is not in "工会费用" (工会|费用), though its characters are."""
         out: set[str] = set()
         run: list[str] = []
         for w in self._tk.lcut(normalize(text)):
@@ -64,6 +64,8 @@ class Segmenter:
                 continue
             run.append(w)
             del run[:-max_words]
+            if len(w) >= 3:  # the dictionary words inside one word: 工资 in 基本工资
+                out.update(x for x in self._tk.cut_for_search(w) if len(x) >= 2)
             joined = ""
             for part in reversed(run):
                 joined = part + joined

@@ -10,6 +10,7 @@ from kb.answer.scope import ScopeGuard
 
 CORPUS = [
     "市场部负责品牌推广和广告投放，销售部负责回款与客户关系。",
+    "工会费用由企业按工资总额的百分之二拨缴。",
     "艾奇公司的销售部经理每月召开一次协调会。",
     "市場部人員的基本工資高於銷售人員。",  # Traditional
 ]
@@ -17,9 +18,11 @@ CORPUS = [
 
 @pytest.fixture(scope="module")
 def guard(segmenter):
-    # the vocabulary a BM25 index over these texts has: jieba words and CJK bigrams
-    vocabulary = {t for text in CORPUS for t in segmenter.tokens(text)}
-    return ScopeGuard(segmenter.tokenizer, vocabulary, known_terms=["考核", "KPI"])
+    # what an index over these texts holds: its words and runs of words (words.txt), and the
+    # BM25 vocabulary's character pairs
+    words = set().union(*(segmenter.phrases(text) for text in CORPUS))
+    bigrams = {t for text in CORPUS for t in segmenter.tokens(text)}
+    return ScopeGuard(segmenter.tokenizer, words, known_terms=["考核", "KPI"], bigrams=bigrams)
 
 
 @pytest.mark.parametrize(("question", "missing"), [
@@ -53,6 +56,13 @@ def test_answerable_questions_pass(guard, question):
 def test_real_value_questions_about_unknown_things_are_refused(real_service, question):
     a = real_service.ask(question).to_dict()
     assert a["answered"] is False and a["citations"] == [] and a["related"], a["answer"]
+
+
+def test_words_are_matched_as_words_not_as_characters(guard):
+    assert guard.in_corpus("工会") and guard.in_corpus("费用") and guard.in_corpus("工会费用")
+    assert not guard.in_corpus("会费")  # its characters are in 工会费用 (工会|费用), the word is not
+    assert "会费" in guard.unanswerable("工会会费每月交多少?")
+    assert guard.unanswerable("工会费用按什么比例拨缴?") == []  # 比例: the attribute asked, not a subject
 
 
 def test_presence_is_read_from_the_index_vocabulary(guard):

@@ -22,7 +22,7 @@ from kb.answer import outline
 from kb.answer.base import NOT_COVERED, PART_NOT_COVERED, Answer, AnswerParts, Citation
 from kb.answer.scope import ScopeGuard
 from kb.answer.structure import ANNOUNCER, DocumentStructure
-from kb.answer.suggest import heading_questions
+from kb.answer.suggest import heading_questions, plain_heading_questions
 from kb.config import DEFAULT_MIN_CONFIDENCE, AnswerSettings
 from kb.question import CAUSE_LABEL, REMEDY_LABEL, contrast_sides, question_parts, question_shape
 from kb.units import strip_marker
@@ -557,7 +557,8 @@ class ExtractiveAnswerer:
         from section headings."""
         if self._suggestions is None:
             qs = list(self.parts.starters) + heading_questions(self.parts.index)
-            self._suggestions = list(dict.fromkeys(qs))
+            # headings that suggest no natural question still name what the corpus covers
+            self._suggestions = list(dict.fromkeys(qs or plain_heading_questions(self.parts.index)))
         return self._suggestions
 
     def related(self, qvec: np.ndarray | None, exclude: str = "", n: int = 3) -> list[str]:

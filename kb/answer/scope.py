@@ -42,6 +42,7 @@ from kb.question import (
     HOW_MUCH_RE,
     PERSONAL_QUESTION,
     TIME_ANCHOR,
+    VALUE_ATTRIBUTES,
     VALUE_QUESTION,
 )
 
@@ -95,7 +96,8 @@ class ScopeGuard:
     def _nouns(self, q: str) -> list[tuple[str, str]]:
         """(word, flag) of the (normalised) question's nouns of two characters or more."""
         return [(w, f) for w, f in self._cut(q)
-                if len(w) >= 2 and f.startswith(_NOUN_FLAGS) and not HOW_MUCH_RE.fullmatch(w)]
+                if len(w) >= 2 and f.startswith(_NOUN_FLAGS) and not HOW_MUCH_RE.fullmatch(w)
+                and w not in VALUE_ATTRIBUTES]
 
     def _missing_subjects(self, q: str) -> list[str]:
         """Nouns of the (normalised) question found nowhere in the corpus: as words when jieba's

@@ -55,6 +55,19 @@ def heading_questions(index) -> list[str]:
     return list(dict.fromkeys(q for _, q in _heading_questions(index)))
 
 
+def plain_heading_questions(index) -> list[str]:
+    """A question for every heading line ("一、试用期" → "试用期是怎么规定的？"), for a corpus
+    whose headings suggest none of the natural questions above."""
+    out = []
+    for i, unit in enumerate(index.units):
+        if unit.kind != "heading":
+            continue
+        text = to_simplified(strip_marker(_PREFIX.sub("", index.unit_text(i).strip()))).strip(" :：。，,#")
+        if 2 <= len(text) <= 16 and not any(ch in text for ch in "…,，;；？?"):
+            out.append(f"{text}是怎么规定的？")
+    return list(dict.fromkeys(out))
+
+
 def starter_questions(index, n: int = 4) -> list[str]:
     """``n`` heading questions to start a chat with when none are configured: each document's
     first, then each one's second, and so on, so that they show what the whole corpus covers."""
