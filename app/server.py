@@ -22,9 +22,10 @@ from app.auth import Auth, install_auth
 from app.chat import build_chat
 from app.chat_layout import CHAT_CSS, chat_theme
 from app.docs import install_docs
+from app.documents_admin import make_documents_router, upload_body_limit
 from app.embed import make_embed_router
 from app.faq_admin import make_faq_admin_router
-from app.feedback import FeedbackStore, feedback_path
+from app.feedback import open_feedback_store
 from app.guard import Guard
 from app.keys import AccessGate
 from app.mcp_server import PATH as MCP_PATH
@@ -66,7 +67,7 @@ def create_app(config: Config, service: KnowledgeService | None = None) -> FastA
     embed_origins = _check_origins("embed_origins", tuple(config.app.embed_origins)) or ["'none'"]
     cors_origins = _check_origins("cors_origins", tuple(config.app.cors_origins))
     service = service or KnowledgeService(config)
-    feedback = FeedbackStore(feedback_path(config.data_dir))
+    feedback = open_feedback_store(config)  # created on first use; an old feedback.sqlite3 is imported
     mcp = McpEndpoint(service, MAX_BODY_BYTES)
 
     @contextlib.asynccontextmanager
@@ -103,7 +104,8 @@ def create_app(config: Config, service: KnowledgeService | None = None) -> FastA
     )
     # outermost: body limits, closed Gradio file routes, security headers, 405s
     app.add_middleware(Guard, max_body=MAX_BODY_BYTES, frame_ancestors=embed_origins,
-                       routes=lambda: app.routes, shapes=shapes)
+                       routes=lambda: app.routes, shapes=shapes,
+                       body_limits={"/api/admin/documents": upload_body_limit(config)})
     install_docs(app, config.app.title)
     install_openai_schema(app)
     app.include_router(make_router(service, feedback))
@@ -113,6 +115,7 @@ def create_app(config: Config, service: KnowledgeService | None = None) -> FastA
     app.include_router(make_faq_admin_router(service, STATIC_PREFIX))  # /trainers, /api/admin/faq
     app.include_router(make_accounts_router(config, STATIC_PREFIX))  # /login, /logout, /admin/users
     app.include_router(make_viewer_router(service, STATIC_PREFIX))
+    app.include_router(make_documents_router(service, STATIC_PREFIX))  # /admin, /api/admin/documents, /jobs
     app.mount(STATIC_PREFIX, StaticFiles(directory=STATIC_DIR), name="kb-static")
 
     blocks = build_chat(service, feedback).queue(default_concurrency_limit=CHAT_CONCURRENCY)

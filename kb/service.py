@@ -34,7 +34,7 @@ from kb.embed import make_embedder
 from kb.embed.base import Embedder
 from kb.faq.curate import check_after_ingest
 from kb.faq.service import FaqParts, FaqService
-from kb.faq.store import faq_path
+from kb.faq.store import faq_path, faq_store
 from kb.hits import Hit
 from kb.index import (
     MANIFEST,
@@ -53,6 +53,7 @@ from kb.query import QueryProcessor, load_glossary
 from kb.rerank import make_reranker
 from kb.retriever import HybridRetriever
 from kb.segment import Segmenter
+from kb.store.feedback import open_feedback_store
 
 log = logging.getLogger(__name__)
 
@@ -309,7 +310,7 @@ class KnowledgeService:
         faq = FaqService(FaqParts(
             index=index, segmenter=self.segmenter, embedder=self.embedder, answerer=answerer,
             glossary=self.glossary, domain_words=tuple(dictionary_words(config.userdict)),
-            settings=config.faq, store_path=faq_path(config), feedback_path=Path(config.data_dir) / "feedback.sqlite3",
+            settings=config.faq, store=faq_store(config), feedback=open_feedback_store(config),
         ))
         return Served(index, parts, answerer, faq, generation)
 

@@ -19,9 +19,8 @@ from conftest import MARKETING
 from ingest.normalize import normalize
 from kb.config import load_config
 from kb.faq import curate
-from kb.faq.auth import check_admin
 from kb.faq.exchange import export_entries, import_entries, parse
-from kb.faq.store import SCHEMA_VERSION, FaqEntry, FaqStore, faq_path
+from kb.faq.store import SCHEMA_VERSION, FaqEntry, FaqStore, faq_store
 from kb.service import KnowledgeService, run_ingest
 
 DUTIES = "市场部经理的职责有哪些？"
@@ -124,25 +123,30 @@ def test_a_version_1_database_is_upgraded_without_loss(tmp_path):
     db.commit()
     db.close()
 
-    store = FaqStore(path)
-    assert store.schema_version() == SCHEMA_VERSION == 3
+    store = FaqStore(tmp_path / "kb.sqlite3", legacy=path)  # the old file is imported on first use
     e = store.require(1)
     assert (e.question, e.answer, e.citations, e.topic, e.status, e.alt_questions) == (
         "老问题？", "老回答 [1]", cites, "旧主题", "approved", ["旧说法？"])
+    assert (e.created_at, e.updated_at) == ("2024-01-01T00:00:00+00:00", "2024-01-02T00:00:00+00:00")
     assert (e.hits, e.ask_count, e.flag_reason, e.merged_into) == (0, 0, "", None)  # new columns
     assert len(store.history(1)) == 1
+    assert not path.exists() and (tmp_path / "faq.sqlite3.imported").exists()
     store.log_question("新问题？", answered=True, confidence=0.97, source_kind="documents")  # v2 table
     assert store.asked()[0]["question"] == "新问题？"
-    assert store.revision() == 0
+    assert store.revision() == 1  # bumped by the import: caches built on the old file are stale
     store.update(1, topic="新主题")
-    assert store.revision() == 1
+    assert store.revision() == 2
 
-    future = sqlite3.connect(path)
-    future.execute("INSERT INTO schema_version (version) VALUES (99)")
-    future.commit()
-    future.close()
-    with pytest.raises(RuntimeError, match="newer than this program"):
-        FaqStore(path).list()
+    future = tmp_path / "future" / "faq.sqlite3"
+    future.parent.mkdir()
+    db = sqlite3.connect(future)
+    db.executescript(V1_SQL)
+    db.execute("INSERT INTO schema_version (version) VALUES (99)")
+    db.commit()
+    db.close()
+    with pytest.raises(sqlite3.DatabaseError, match="newer than this program"):
+        FaqStore(tmp_path / "future" / "kb.sqlite3", legacy=future).list()
+    assert future.exists()  # not renamed: nothing was imported
 
 
 # -- import and export ------------------------------------------------------------------------------
@@ -359,12 +363,12 @@ def test_the_check_also_runs_when_the_service_loads(tiny_config, tiny_corpus):
 
 # -- usage ------------------------------------------------------------------------------------------
 def test_usage_counts_clusters_and_gaps(tiny_svc):
-    from app.feedback import FeedbackStore
+    from app.feedback import open_feedback_store
 
     svc = tiny_svc
     for q in [DUTIES, DUTIES, DUTIES, "年假怎么申请？", "年假怎么申请？", "公司食堂几点开饭？"]:
         svc.ask(q)
-    FeedbackStore(Path(svc.config.data_dir) / "feedback.sqlite3").add(
+    open_feedback_store(svc.config).add(
         "报销要多久到账？", "……", "down", comment="没说清楚")
     report = svc.faq.usage()
     clusters = [(c["question"], c["count"]) for c in report["clusters"]]
@@ -381,17 +385,6 @@ def test_usage_counts_clusters_and_gaps(tiny_svc):
     assert list(by_q)[0] == DUTIES  # most-asked first
     assert svc.faq.suggest_from_usage() == []  # known questions are not suggested twice
     assert svc.faq.store.clear_log() == 6 and svc.faq.usage()["clusters"] == []
-
-
-# -- admin ------------------------------------------------------------------------------------------
-def test_check_admin_rejects_wrong_tokens(tmp_path):
-    cfg = load_config(None, data_dir=tmp_path, app__admin_token="s3cret-token")
-    assert check_admin(cfg, "s3cret-token")
-    for wrong in ("", None, "s3cret-token ", "S3CRET-TOKEN", "s3cret", "Bearer s3cret-token", 12345):
-        assert not check_admin(cfg, wrong)
-    disabled = load_config(None, data_dir=tmp_path)
-    assert disabled.app.admin_token == ""
-    assert not check_admin(disabled, "") and not check_admin(disabled, "anything")
 
 
 # -- the CLI ----------------------------------------------------------------------------------------
@@ -436,8 +429,8 @@ def test_cli_review_loop(tmp_path, tiny_corpus, capsys):
     assert main(["faq", "import", str(out_json), "--config", str(toml2)]) == 0
     assert "3 added" in capsys.readouterr().out
     cfg2 = load_config(toml2)
-    assert [e.to_dict() for e in FaqStore(faq_path(cfg2)).list()] == [
-        e.to_dict() for e in FaqStore(faq_path(load_config(toml))).list()]
+    assert [e.to_dict() for e in faq_store(cfg2).list()] == [
+        e.to_dict() for e in faq_store(load_config(toml)).list()]
     assert main(["faq", "show", str(first), "--config", str(toml2)]) == 0
     assert "另一种问法？" in capsys.readouterr().out
     assert third

@@ -14,7 +14,7 @@ from markdown_it import MarkdownIt
 
 from kb.faq import store as store_module
 from kb.faq.exchange import FORMULA_START, export_entries, import_entries, to_markdown
-from kb.faq.store import FaqEntry, FaqStore, days_ago, faq_path
+from kb.faq.store import FaqEntry, FaqStore, days_ago, faq_store
 from kb.service import KnowledgeService
 
 DUTIES = "市场部经理的职责有哪些？"
@@ -191,7 +191,7 @@ def test_the_log_is_pruned_at_open_and_then_at_most_once_an_hour(tmp_path):
 def test_the_service_honours_log_retention_days(tiny_config):
     assert tiny_config.faq.log_retention_days == 180  # the default
     keep = tiny_config.replace(faq__log_retention_days=0)
-    _log_old_and_recent(FaqStore(faq_path(keep)))
+    _log_old_and_recent(faq_store(keep))
     svc = KnowledgeService(keep, progress=False)
     svc.ask(DUTIES)
     _an_hour_passes()

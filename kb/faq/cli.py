@@ -10,11 +10,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from kb.faq.store import STATUSES, FaqStore, faq_path
+from kb.faq.store import STATUSES, FaqStore, faq_store
 
 
 def _store(cfg) -> FaqStore:
-    return FaqStore(faq_path(cfg), log_retention_days=max(0, cfg.faq.log_retention_days))
+    return faq_store(cfg)
 
 
 def _documents(cfg) -> dict:

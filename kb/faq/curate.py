@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import logging
 import re
-from pathlib import Path
 
 from ingest.models import Document
 from kb.faq.citations import recheck, topic_of
-from kb.faq.store import FaqEntry, FaqStore, faq_path, now
+from kb.faq.store import FaqEntry, FaqStore, faq_store, now
 
 log = logging.getLogger(__name__)
 _MARK = re.compile(r"\[(\d+)\]")
@@ -163,7 +162,7 @@ def check_entries(store: FaqStore, documents: dict[str, Document]) -> list[FaqEn
 
 def check_after_ingest(config, documents: dict[str, Document]) -> list[FaqEntry]:
     """The post-ingest check; nothing to do (and no database created) when there is no FAQ."""
-    path = faq_path(config)
-    if not Path(path).exists():
+    store = faq_store(config)
+    if not store.exists:
         return []
-    return check_entries(FaqStore(path), documents)
+    return check_entries(store, documents)

@@ -3,7 +3,7 @@ entries, the ask log, suggestions and curation. Every method returns JSON-serial
 so the CLI, the web admin tab and the HTTP API are thin adapters over it.
 
 It is given the parts it uses (``FaqParts``), built by ``kb.service.KnowledgeService``.
-An admin adapter checks ``kb.faq.auth.check_admin(service.config, token)`` first, then calls
+An admin adapter checks the caller's role (``app.auth.require_role``) first, then calls
 ``service.faq``: ``list``, ``get``, ``topics``, ``add``, ``edit``, ``approve``, ``reject``,
 ``merge``, ``suggest``, ``usage``, ``export``, ``import_text``, ``check_documents``,
 ``explain``. ``KeyError`` means an unknown entry id (404); ``ValueError`` carries a message
@@ -16,8 +16,7 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kb.answer.base import Answer, Citation
 from kb.faq import curate, exchange
@@ -25,7 +24,8 @@ from kb.faq.citations import citation_from_answer, slices, topic_of
 from kb.faq.match import FaqMatcher, Match, Vocabulary
 from kb.faq.store import FaqEntry, FaqStore
 from kb.faq.suggest import Draft, document_questions, draft, merge_duplicates
-from kb.faq.usage import cluster_questions, thumbs_down
+from kb.faq.usage import cluster_questions
+from kb.store.db import DatabaseUnavailable
 
 if TYPE_CHECKING:
     from kb.answer.base import Answerer
@@ -48,8 +48,8 @@ class FaqParts:
     glossary: list[tuple[str, ...]]  # synonym groups: one concept each for the guard
     domain_words: tuple[str, ...]  # the user dictionary's words: always distinctive
     settings: FaqSettings
-    store_path: Path  # the FAQ database (faq.sqlite3)
-    feedback_path: Path  # the web chat's feedback database: thumbs-down questions are gaps
+    store: FaqStore  # the FAQ tables (kb.faq.store.faq_store(config))
+    feedback: Any  # the feedback store (kb.store.feedback): its thumbs_down() questions are gaps
 
 
 @dataclass
@@ -67,7 +67,7 @@ class FaqService:
         self.parts = parts
         self.settings = parts.settings
         # the ask log keeps what people typed: rows older than the retention are deleted
-        self.store = FaqStore(parts.store_path, log_retention_days=self.settings.log_retention_days)
+        self.store = parts.store
         self._vocab: Vocabulary | None = None
         self._matcher: FaqMatcher | None = None
         self._lock = threading.RLock()  # re-entrant: `matcher` builds `vocab` under the lock
@@ -79,7 +79,9 @@ class FaqService:
             if self.store.exists:
                 self.flagged_on_load = [e.id for e in curate.check_entries(self.store, parts.index.documents)]
         except sqlite3.DatabaseError as e:
-            self.unavailable = (f"the FAQ database {self.store.path} cannot be read ({e}); curated answers "
+            self.unavailable = (f"{e}; curated answers and the ask log are off until it is repaired or moved "
+                                "away" if isinstance(e, DatabaseUnavailable) else
+                                f"the FAQ database {self.store.path} cannot be read ({e}); curated answers "
                                 "and the ask log are off until it is repaired or moved away")
             log.error("%s", self.unavailable)
 
@@ -268,7 +270,7 @@ class FaqService:
         or thumbs-down questions, grouped the same way}. Each item: question, count, answered,
         refused, from_faq, thumbs_down, variants [[wording, n]], last_asked, comments."""
         rows = self.store.asked() if self.store.exists else []
-        fb = thumbs_down(self.parts.feedback_path)
+        fb = self.parts.feedback.thumbs_down() if self.parts.feedback is not None else []
         thr = self.settings.cluster_threshold
         clusters = cluster_questions(rows, self.parts.embedder, thr, self.vocab)
         gap_rows = [r for r in rows if not r["answered"]] + fb

@@ -1,8 +1,11 @@
-"""FAQ entries, their edit history and the ask log, kept in SQLite.
+"""FAQ entries, their edit history and the ask log, in the data-access layer's database
+(``kb.store``: tables ``faq_entries``, ``faq_edits``, ``ask_log``, ``faq_meta``; SQLAlchemy Core,
+no SQL of one database). The rows of an old ``data/faq.sqlite3`` (any of its schema versions
+1 to 3) are imported when the store is first used (``kb.store.legacy``).
 
-The database is created on first use, never at import. ``schema_version`` records which of the
-numbered ``MIGRATIONS`` have been applied; opening an older file applies the missing ones in
-order, inside one transaction, so nothing already stored is lost.
+Nothing is created before it is used, never at import. A database that cannot be used raises
+``kb.store.db.DatabaseUnavailable`` (a ``sqlite3.DatabaseError``) naming it, or naming the old
+file that could not be imported: the service turns curated answers and the ask log off.
 
 Statuses: ``candidate`` (suggested, not yet reviewed), ``approved`` (answers questions),
 ``rejected``, ``flagged`` (was approved; a cited document changed, a trainer must look again)
@@ -10,8 +13,8 @@ and ``merged`` (folded into the entry named by ``merged_into``).
 
 The ask log keeps what people typed, so it is bounded: a store opened with
 ``log_retention_days`` deletes logged questions older than that when it opens and then, as
-questions are logged, at most once per ``PRUNE_INTERVAL_S`` per database file and process
-(an indexed range delete on ``asked_at``, not a scan on every insert).
+questions are logged, at most once per ``PRUNE_INTERVAL_S`` per database and process (an
+indexed range delete on ``asked_at``, not a scan on every insert).
 """
 
 from __future__ import annotations
@@ -21,92 +24,37 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from kb.sqlitedb import Database
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from kb.store.db import DatabaseUnavailable, LazyDatabase, database_url
+from kb.store.legacy import import_faq
+from kb.store.models import AskLog, FaqEdit, FaqEntryRow, FaqMeta
 
 log = logging.getLogger(__name__)
 STATUSES = ("candidate", "approved", "rejected", "flagged", "merged")
 CITATION_KEYS = ("source", "start", "end", "quote", "title", "section")
 EDITABLE = ("question", "answer", "topic", "alt_questions", "citations")
-PRUNE_INTERVAL_S = 3600.0  # the ask log is pruned at most this often per file and process
+PRUNE_INTERVAL_S = 3600.0  # the ask log is pruned at most this often per database and process
+# the entry fields as exported (kb.faq.exchange): version 3 is what faq.sqlite3's schema 3 held
+SCHEMA_VERSION = 3
 
-# when each database file's ask log was last pruned in this process (time.monotonic()), by
-# (file, retention): a store opened with another retention prunes at once
+# when each database's ask log was last pruned in this process (time.monotonic()), by
+# (database, retention): a store opened with another retention prunes at once
 _pruned_at: dict[tuple[str, int], float] = {}
 _pruned_lock = threading.Lock()
 
-
-def _v1(db: sqlite3.Connection) -> None:
-    db.executescript(
-        """
-        CREATE TABLE faq_entries (
-            id            INTEGER PRIMARY KEY AUTOINCREMENT,
-            question      TEXT NOT NULL,
-            answer        TEXT NOT NULL DEFAULT '',
-            citations     TEXT NOT NULL DEFAULT '[]',
-            topic         TEXT NOT NULL DEFAULT '',
-            status        TEXT NOT NULL DEFAULT 'candidate',
-            alt_questions TEXT NOT NULL DEFAULT '[]',
-            origin        TEXT NOT NULL DEFAULT '',
-            created_at    TEXT NOT NULL,
-            updated_at    TEXT NOT NULL
-        );
-        CREATE INDEX faq_entries_status ON faq_entries (status);
-        CREATE TABLE faq_edits (
-            id       INTEGER PRIMARY KEY AUTOINCREMENT,
-            entry_id INTEGER NOT NULL,
-            at       TEXT NOT NULL,
-            action   TEXT NOT NULL,
-            field    TEXT NOT NULL DEFAULT '',
-            old      TEXT,
-            new      TEXT,
-            actor    TEXT NOT NULL DEFAULT ''
-        );
-        CREATE INDEX faq_edits_entry ON faq_edits (entry_id);
-        """
-    )
-
-
-def _v2(db: sqlite3.Connection) -> None:
-    """Review flags, merges, hit counts (how often an entry answered) and the ask log."""
-    for ddl in (
-        "ALTER TABLE faq_entries ADD COLUMN flag_reason TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE faq_entries ADD COLUMN merged_into INTEGER",
-        "ALTER TABLE faq_entries ADD COLUMN hits INTEGER NOT NULL DEFAULT 0",
-        "ALTER TABLE faq_entries ADD COLUMN ask_count INTEGER NOT NULL DEFAULT 0",
-        "ALTER TABLE faq_entries ADD COLUMN approved_at TEXT NOT NULL DEFAULT ''",
-    ):
-        db.execute(ddl)
-    db.executescript(
-        """
-        CREATE INDEX faq_entries_topic ON faq_entries (topic);
-        CREATE TABLE ask_log (
-            id          INTEGER PRIMARY KEY AUTOINCREMENT,
-            asked_at    TEXT NOT NULL,
-            question    TEXT NOT NULL,
-            answered    INTEGER NOT NULL,
-            confidence  REAL NOT NULL DEFAULT 0,
-            source_kind TEXT NOT NULL DEFAULT '',
-            faq_id      INTEGER
-        );
-        CREATE INDEX ask_log_asked ON ask_log (asked_at);
-        CREATE TABLE faq_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-        INSERT INTO faq_meta (key, value) VALUES ('revision', '0');
-        """
-    )
-
-
-def _v3(db: sqlite3.Connection) -> None:
-    """Who asked: the portal's user id a widget or API client passed (``''`` when none)."""
-    db.execute("ALTER TABLE ask_log ADD COLUMN user TEXT NOT NULL DEFAULT ''")
-
-
-MIGRATIONS = {1: _v1, 2: _v2, 3: _v3}
-SCHEMA_VERSION = max(MIGRATIONS)
+ENTRIES = FaqEntryRow.__table__
+EDITS = FaqEdit.__table__
+ASKED = AskLog.__table__
+META = FaqMeta.__table__
 
 
 def now() -> str:
@@ -116,22 +64,6 @@ def now() -> str:
 def days_ago(days: float) -> str:
     """The ISO time (as ``now()`` writes it) ``days`` days ago."""
     return (datetime.now(UTC) - timedelta(days=days)).isoformat(timespec="seconds")
-
-
-def migrate(db: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
-    """Apply the migrations after the file's version up to ``target``; returns the version."""
-    db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-    current = db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
-    if current > SCHEMA_VERSION:
-        raise RuntimeError(
-            f"the FAQ database has schema version {current}, newer than this program "
-            f"({SCHEMA_VERSION}); upgrade the program"
-        )
-    for version in range(current + 1, target + 1):
-        MIGRATIONS[version](db)
-        db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
-    db.commit()
-    return max(current, target)
 
 
 @dataclass
@@ -182,7 +114,7 @@ def check_citations(citations: Any) -> list[dict]:
     return out
 
 
-def _entry(row: sqlite3.Row) -> FaqEntry:
+def _entry(row: Any) -> FaqEntry:
     d = dict(row)
     for k in _JSON_FIELDS:
         d[k] = json.loads(d[k] or "[]")
@@ -194,49 +126,63 @@ def _dump(value: Any) -> str:
 
 
 class FaqStore:
-    """All reads and writes of the FAQ database. One short connection per call, so it is safe
-    to share between threads and processes (the CLI may edit while the server answers)."""
+    """All reads and writes of the FAQ tables. One short transaction per call, so it is safe to
+    share between threads and processes (the CLI may edit while the server answers).
 
-    def __init__(self, path: Path | str, log_retention_days: int = 0,
-                 prune_interval_s: float = PRUNE_INTERVAL_S):
+    ``target``: a ``kb.store.Database``, a database URL, or a SQLite file (tests); ``legacy``:
+    an old ``faq.sqlite3`` whose rows are imported before the first use."""
+
+    def __init__(self, target: Any, log_retention_days: int = 0, prune_interval_s: float = PRUNE_INTERVAL_S,
+                 legacy: Path | str | None = None):
         """``log_retention_days``: logged questions older than this are deleted (0 keeps them
         forever), at open and then at most every ``prune_interval_s`` while logging."""
-        self.path = Path(path)
-        self._db = Database(self.path, migrate, wal=True)
+        self._db = LazyDatabase(target, "FAQ", legacy, import_faq)
         self.log_retention_days = max(0, int(log_retention_days or 0))
         self.prune_interval_s = float(prune_interval_s)
-        if self.exists:  # opening must not create the file
+        if self.exists:  # opening must not create the database
             self._maybe_prune_log()
 
     @property
+    def path(self) -> str:
+        """The database as messages name it (its file for SQLite)."""
+        return self._db.name
+
+    @property
     def exists(self) -> bool:
-        return self.path.exists()
+        """Whether there is anything to read (the database, or an old file to import)."""
+        return self._db.exists
 
-    def connect(self):
-        """A connection that commits on success, rolls back on error, and is always closed."""
-        return self._db.connect()
-
-    def schema_version(self) -> int:
-        with self.connect() as db:
-            return int(db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0])
+    @contextmanager
+    def connect(self) -> Iterator[Any]:
+        """A connection in a transaction: committed on success, rolled back on error."""
+        db = self._db.get()
+        try:
+            with db.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as e:
+            raise DatabaseUnavailable(f"the FAQ database {self.path} cannot be used "
+                                      f"({str(e).splitlines()[0]})") from None
 
     def revision(self) -> int:
         """A counter bumped by every change to an entry: caches compare it to know they are stale."""
         with self.connect() as db:
-            return int(db.execute("SELECT value FROM faq_meta WHERE key = 'revision'").fetchone()[0])
+            return int(db.execute(select(META.c.value).where(META.c.key == "revision")).scalar() or 0)
 
     @staticmethod
-    def _bump(db: sqlite3.Connection) -> None:
-        db.execute("UPDATE faq_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'revision'")
+    def _bump(db) -> None:
+        db.execute(update(META).where(META.c.key == "revision").values(value=META.c.value + 1))
 
     @staticmethod
-    def _record(db: sqlite3.Connection, entry_id: int, action: str, field_: str = "",
-                old: Any = None, new: Any = None, actor: str = "", at: str | None = None) -> None:
-        db.execute(
-            "INSERT INTO faq_edits (entry_id, at, action, field, old, new, actor) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (entry_id, at or now(), action, field_,
-             None if old is None else _dump(old), None if new is None else _dump(new), actor),
-        )
+    def _record(db, entry_id: int, action: str, field_: str = "", old: Any = None, new: Any = None,
+                actor: str = "", at: str | None = None) -> None:
+        db.execute(insert(EDITS).values(
+            entry_id=entry_id, at=at or now(), action=action, field=field_,
+            old=None if old is None else _dump(old), new=None if new is None else _dump(new), actor=actor,
+        ))
+
+    @staticmethod
+    def _get_row(db, entry_id: int):
+        return db.execute(select(ENTRIES).where(ENTRIES.c.id == int(entry_id))).mappings().first()
 
     # -- entries --------------------------------------------------------------------------------
     def add(self, entry: FaqEntry, actor: str = "", keep_times: bool = False) -> FaqEntry:
@@ -252,21 +198,26 @@ class FaqStore:
         if not keep_times or not entry.updated_at:
             entry.updated_at = t
         d = entry.to_dict()
-        if d["id"] is None:
+        given_id = d["id"] is not None
+        if not given_id:
             d.pop("id")
         for k in _JSON_FIELDS:
             d[k] = _dump(d[k])
-        cols = ", ".join(d)
         with self.connect() as db:
-            cur = db.execute(f"INSERT INTO faq_entries ({cols}) VALUES ({', '.join('?' * len(d))})", tuple(d.values()))
-            entry.id = int(cur.lastrowid)
+            if given_id and self._get_row(db, d["id"]) is not None:
+                raise ValueError(f"FAQ entry {d['id']} exists already")
+            entry.id = int(db.execute(insert(ENTRIES).values(**d)).inserted_primary_key[0])
+            if given_id:
+                from kb.store.legacy import _move_sequence
+
+                _move_sequence(db, ENTRIES)
             self._record(db, entry.id, "create", new=entry.to_dict(), actor=actor, at=entry.created_at)
             self._bump(db)
         return entry
 
     def get(self, entry_id: int) -> FaqEntry | None:
         with self.connect() as db:
-            row = db.execute("SELECT * FROM faq_entries WHERE id = ?", (int(entry_id),)).fetchone()
+            row = self._get_row(db, entry_id)
         return _entry(row) if row else None
 
     def require(self, entry_id: int) -> FaqEntry:
@@ -278,32 +229,28 @@ class FaqStore:
     def list(self, status: str | list[str] | None = None, topic: str | None = None,
              order: str = "id") -> list[FaqEntry]:
         """Entries, optionally only those with ``status`` (one or several) and ``topic``."""
-        where, args = [], []
+        q = select(ENTRIES)
         if status:
             statuses = [status] if isinstance(status, str) else list(status)
             bad = [s for s in statuses if s not in STATUSES]
             if bad:
                 raise ValueError(f"unknown status {bad[0]!r}: use one of {', '.join(STATUSES)}")
-            where.append(f"status IN ({', '.join('?' * len(statuses))})")
-            args.extend(statuses)
+            q = q.where(ENTRIES.c.status.in_(statuses))
         if topic is not None:
-            where.append("topic = ?")
-            args.append(topic)
-        sql = "SELECT * FROM faq_entries"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        orders = {"id": "id", "asked": "ask_count DESC, id", "topic": "topic, id", "hits": "hits DESC, id"}
-        sql += " ORDER BY " + orders.get(order, "id")
+            q = q.where(ENTRIES.c.topic == topic)
+        c = ENTRIES.c
+        orders = {"id": (c.id,), "asked": (c.ask_count.desc(), c.id), "topic": (c.topic, c.id),
+                  "hits": (c.hits.desc(), c.id)}
+        q = q.order_by(*orders.get(order, (c.id,)))
         with self.connect() as db:
-            return [_entry(r) for r in db.execute(sql, args).fetchall()]
+            return [_entry(r) for r in db.execute(q).mappings().all()]
 
     def topics(self) -> list[tuple[str, int]]:
         """(topic, number of entries not rejected or merged), by topic."""
+        q = (select(ENTRIES.c.topic, func.count()).where(ENTRIES.c.status.not_in(("rejected", "merged")))
+             .group_by(ENTRIES.c.topic).order_by(ENTRIES.c.topic))
         with self.connect() as db:
-            rows = db.execute(
-                "SELECT topic, COUNT(*) FROM faq_entries WHERE status NOT IN ('rejected', 'merged')"
-                " GROUP BY topic ORDER BY topic"
-            ).fetchall()
+            rows = db.execute(q).all()
         return [(r[0], int(r[1])) for r in rows]
 
     def update(self, entry_id: int, actor: str = "", action: str = "edit", **changes: Any) -> FaqEntry:
@@ -321,23 +268,21 @@ class FaqStore:
             changes["alt_questions"] = [q.strip() for q in changes["alt_questions"] if q and q.strip()]
         t = now()
         with self.connect() as db:
-            row = db.execute("SELECT * FROM faq_entries WHERE id = ?", (int(entry_id),)).fetchone()
+            row = self._get_row(db, entry_id)
             if row is None:
                 raise KeyError(f"no FAQ entry {entry_id}")
             old = _entry(row)
-            sets, args = [], []
+            values: dict[str, Any] = {}
             for k, v in changes.items():
                 if getattr(old, k) == v:
                     continue
-                sets.append(f"{k} = ?")
-                args.append(_dump(v) if k in _JSON_FIELDS else v)
+                values[k] = _dump(v) if k in _JSON_FIELDS else v
                 self._record(db, old.id, action, k, getattr(old, k), v, actor, t)
-            if sets:
-                sets.append("updated_at = ?")
-                args.append(t)
-                db.execute(f"UPDATE faq_entries SET {', '.join(sets)} WHERE id = ?", (*args, old.id))
+            if values:
+                values["updated_at"] = t
+                db.execute(update(ENTRIES).where(ENTRIES.c.id == old.id).values(**values))
                 self._bump(db)
-            row = db.execute("SELECT * FROM faq_entries WHERE id = ?", (old.id,)).fetchone()
+            row = self._get_row(db, old.id)
         return _entry(row)
 
     def replace(self, entry: FaqEntry, actor: str = "") -> FaqEntry:
@@ -350,19 +295,19 @@ class FaqStore:
             d[k] = _dump(d[k])
         entry_id = d.pop("id")
         with self.connect() as db:
-            row = db.execute("SELECT * FROM faq_entries WHERE id = ?", (entry_id,)).fetchone()
+            row = self._get_row(db, entry_id)
             if row is None:
                 raise KeyError(f"no FAQ entry {entry_id}")
             old = _entry(row)
-            db.execute(f"UPDATE faq_entries SET {', '.join(f'{k} = ?' for k in d)} WHERE id = ?",
-                       (*d.values(), entry_id))
+            db.execute(update(ENTRIES).where(ENTRIES.c.id == entry_id).values(**d))
             self._record(db, entry_id, "import", old=old.to_dict(), new=entry.to_dict(), actor=actor)
             self._bump(db)
         return entry
 
     def history(self, entry_id: int) -> list[dict]:
         with self.connect() as db:
-            rows = db.execute("SELECT * FROM faq_edits WHERE entry_id = ? ORDER BY id", (int(entry_id),)).fetchall()
+            rows = db.execute(select(EDITS).where(EDITS.c.entry_id == int(entry_id)).order_by(EDITS.c.id)
+                              ).mappings().all()
         out = []
         for r in rows:
             d = dict(r)
@@ -377,7 +322,7 @@ class FaqStore:
 
     def count_hit(self, entry_id: int) -> None:
         with self.connect() as db:
-            db.execute("UPDATE faq_entries SET hits = hits + 1 WHERE id = ?", (entry_id,))
+            db.execute(update(ENTRIES).where(ENTRIES.c.id == int(entry_id)).values(hits=ENTRIES.c.hits + 1))
 
     # -- the ask log -----------------------------------------------------------------------------
     def log_question(self, question: str, answered: bool, confidence: float = 0.0,
@@ -385,13 +330,10 @@ class FaqStore:
                      user: str | None = None) -> int:
         """``user``: the asker's id as the portal passed it (``''`` when none)."""
         with self.connect() as db:
-            cur = db.execute(
-                "INSERT INTO ask_log (asked_at, question, answered, confidence, source_kind, faq_id, user)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (at or now(), question, int(bool(answered)), float(confidence), source_kind, faq_id,
-                 user or ""),
-            )
-            row_id = int(cur.lastrowid)
+            row_id = int(db.execute(insert(ASKED).values(
+                asked_at=at or now(), question=question, answered=int(bool(answered)),
+                confidence=float(confidence), source_kind=source_kind, faq_id=faq_id, user=user or "",
+            )).inserted_primary_key[0])
         self._maybe_prune_log()
         return row_id
 
@@ -403,12 +345,12 @@ class FaqStore:
         return self.clear_log(before=days_ago(self.log_retention_days))
 
     def _maybe_prune_log(self) -> int:
-        """``prune_log`` unless this file was pruned in this process less than
+        """``prune_log`` unless this database was pruned in this process less than
         ``prune_interval_s`` ago. A database that cannot be written is logged, never allowed
         to fail the open or the question just logged (the next call tries again)."""
         if self.log_retention_days <= 0:
             return 0
-        key = (str(self.path.resolve()), self.log_retention_days)
+        key = (self._db.url, self.log_retention_days)
         t = time.monotonic()
         with _pruned_lock:
             last = _pruned_at.get(key)
@@ -417,7 +359,7 @@ class FaqStore:
             _pruned_at[key] = t
         try:
             return self.prune_log()
-        except sqlite3.Error as e:
+        except sqlite3.Error as e:  # DatabaseUnavailable included
             with _pruned_lock:
                 if _pruned_at.get(key) == t:
                     del _pruned_at[key]
@@ -426,23 +368,30 @@ class FaqStore:
 
     def clear_log(self, before: str | None = None) -> int:
         """Delete logged questions (all, or those asked before the ISO time ``before``)."""
+        q = delete(ASKED)
+        if before:
+            q = q.where(ASKED.c.asked_at < before)
         with self.connect() as db:
-            if before:
-                return db.execute("DELETE FROM ask_log WHERE asked_at < ?", (before,)).rowcount
-            return db.execute("DELETE FROM ask_log").rowcount
+            return int(db.execute(q).rowcount)
 
     def asked(self, since: str | None = None, limit: int = 20_000) -> list[dict]:
         """Logged questions, newest first."""
-        sql, args = "SELECT * FROM ask_log", []
+        q = select(ASKED)
         if since:
-            sql += " WHERE asked_at >= ?"
-            args.append(since)
-        sql += " ORDER BY id DESC LIMIT ?"
-        args.append(limit)
+            q = q.where(ASKED.c.asked_at >= since)
+        q = q.order_by(ASKED.c.id.desc()).limit(int(limit))
         with self.connect() as db:
-            return [dict(r) for r in db.execute(sql, args).fetchall()]
+            return [dict(r) for r in db.execute(q).mappings().all()]
 
 
 def faq_path(config) -> Path:
-    """Where the FAQ database of ``config`` lives."""
+    """Where earlier versions kept the FAQ (``faq.db_path``, default ``<data_dir>/faq.sqlite3``):
+    imported into the database on first use, then renamed ``*.imported``."""
     return Path(config.faq.db_path) if config.faq.db_path else Path(config.data_dir) / "faq.sqlite3"
+
+
+def faq_store(config) -> FaqStore:
+    """The FAQ of ``config``'s database (``database_url``), with its log retention, importing
+    the old ``faq_path(config)`` file first."""
+    return FaqStore(database_url(config), log_retention_days=max(0, config.faq.log_retention_days),
+                    legacy=faq_path(config))

@@ -3,10 +3,8 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -91,23 +89,3 @@ def cluster_questions(rows: list[dict], embedder: Embedder, threshold: float,
     for cl in clusters:
         cl.question = max(cl.variants.items(), key=lambda kv: kv[1])[0]
     return sorted(clusters, key=lambda c: (-c.count, c.question))
-
-
-def thumbs_down(feedback_db: Path | str) -> list[dict]:
-    """Thumbs-down rows of the web chat's feedback database (``app/feedback.py``: table
-    ``feedback`` with question, rating, comment, created_at), read-only; [] when absent."""
-    path = Path(feedback_db)
-    if not path.exists():
-        return []
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
-    try:
-        has = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='feedback'").fetchone()
-        if not has:
-            return []
-        rows = db.execute(
-            "SELECT question, comment, created_at FROM feedback WHERE rating = 'down' ORDER BY id"
-        ).fetchall()
-    finally:
-        db.close()
-    return [{"question": q, "comment": c or "", "asked_at": t, "thumbs_down": True, "answered": True}
-            for q, c, t in rows]

@@ -4,19 +4,25 @@
 
 Queries go through SQLAlchemy's ORM and Core constructs only, so pointing ``database_url`` at
 another database (PostgreSQL: ``postgresql+psycopg://user@host/kb``) needs its driver and no
-code change. The only SQLite-specific lines are in ``make_engine``: the file's folder is created
-and a busy timeout set, so that the CLI and the server may write at once.
+code change. The only SQLite-specific lines are in ``make_engine``: the file's folder is created,
+a busy timeout set and the journal put in WAL mode, so that the CLI and the server may read and
+write at once (and ``kb.store.legacy``, which reads the old SQLite files it imports).
+
+``shared_database(url)`` is the one ``Database`` of a URL in this process (the stores that are
+opened again and again, as the FAQ is at every index reload, share its engine).
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -29,6 +35,12 @@ DEFAULT_FILE = "kb.sqlite3"
 
 class StoreError(ValueError):
     """The database cannot be used; the message names it and, where there is one, the fix."""
+
+
+class DatabaseUnavailable(sqlite3.DatabaseError):
+    """A store's database (or an old file being imported into it) cannot be read or written;
+    the message names it. A ``sqlite3.DatabaseError`` so that the callers written for the old
+    SQLite stores (the FAQ off, feedback 503, the ingest's FAQ check) catch it unchanged."""
 
 
 def database_url(config: Any) -> str:
@@ -48,9 +60,19 @@ def make_engine(url: str) -> Engine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"timeout": 10}
     try:
-        return create_engine(parsed, **kwargs)
+        engine = create_engine(parsed, **kwargs)
     except (ArgumentError, ImportError) as e:
         raise StoreError(f"database_url {parsed.render_as_string(hide_password=True)}: {e}") from None
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        @event.listens_for(engine, "connect")
+        def _wal(dbapi_connection, _record) -> None:
+            cur = dbapi_connection.cursor()
+            try:
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+            finally:
+                cur.close()
+    return engine
 
 
 def _alembic_config(connection: Any = None):
@@ -130,5 +152,95 @@ class Database:
         self.engine.dispose()
 
 
+_shared: dict[str, Database] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_database(url: str) -> Database:
+    """The one ``Database`` of ``url`` in this process (opened, and migrated, on first use)."""
+    db = _shared.get(url)
+    if db is None:
+        with _shared_lock:
+            db = _shared.get(url)
+            if db is None:
+                db = _shared[url] = Database(url)
+    return db
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (None for another database or an in-memory one)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+def describe(url: str) -> str:
+    """A database as messages name it: its file, or its URL without the password."""
+    path = sqlite_file(url)
+    if path is not None:
+        return str(path)
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
 def open_database(config: Any) -> Database:
     return Database(database_url(config))
+
+
+def as_url(target: Any) -> str:
+    """A ``Database``'s URL, a SQLAlchemy URL string, or a SQLite file (``Path`` or a string
+    without ``://``) as a URL."""
+    if isinstance(target, Database):
+        return target.url
+    if isinstance(target, str) and "://" in target:
+        return target
+    return f"sqlite:///{Path(target)}"
+
+
+class LazyDatabase:
+    """A store's database, opened (and migrated) on first use, never before: ``exists`` tells
+    whether there is anything to read without creating it. ``legacy``: an old file to import
+    with ``importer(db, legacy)`` before the first use (``kb.store.legacy``). Every failure is a
+    ``DatabaseUnavailable`` naming the database (or the old file)."""
+
+    def __init__(self, target: Any, what: str, legacy: Path | str | None = None, importer=None):
+        self.what = what
+        self.url = as_url(target)
+        self._given = target if isinstance(target, Database) else None
+        self.legacy = Path(legacy) if legacy else None
+        self._importer = importer
+        self._db: Database | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return describe(self.url)
+
+    @property
+    def exists(self) -> bool:
+        if self._db is not None:
+            return True
+        if self.legacy is not None and self.legacy.exists():
+            return True
+        path = sqlite_file(self.url)
+        return path is None or path.exists()
+
+    def get(self) -> Database:
+        if self._db is not None:
+            return self._db
+        with self._lock:
+            if self._db is None:
+                try:
+                    db = self._given or shared_database(self.url)
+                except StoreError as e:
+                    raise DatabaseUnavailable(f"the {self.what} database {self.name} cannot be used ({e})") from None
+                if self.legacy is not None and self._importer is not None:
+                    self._importer(db, self.legacy)  # raises DatabaseUnavailable naming the old file
+                self._db = db
+        return self._db
