@@ -193,6 +193,15 @@ def calibration_key(config: Config, result: IngestResult, embedder: Embedder, se
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def index_calibrator(config: Config, result: IngestResult, embedder: Embedder, segmenter: Segmenter,
+                     previous: dict | None = None, progress: bool = False) -> Callable[[Path], dict] | None:
+    """The ``finish`` step to hand ``build_index`` for ``result``: fits the new index's refusal
+    threshold (None when ``answer.calibrate`` is off). Code that builds an index itself (tests,
+    benchmarks) uses this so that its index answers as one built by ``kb ingest``."""
+    return _calibrator(config, calibration_key(config, result, embedder, segmenter), previous,
+                       embedder, segmenter, progress)
+
+
 def _calibrator(config: Config, key: str, previous: dict | None, embedder: Embedder,
                 segmenter: Segmenter, progress: bool) -> Callable[[Path], dict] | None:
     """What ``build_index`` calls on the new folder to fit its refusal threshold; the previous

@@ -139,6 +139,8 @@ def real_config(tmp_path_factory, segmenter) -> Config:
     from kb.embed import make_embedder
     from kb.index import build_index
 
+    from kb.service import index_calibrator
+
     tmp = tmp_path_factory.mktemp("real")
     cfg = load_config(None, data_dir=tmp / "data", corpus_dir=CORPUS)
     embedder = make_embedder(cfg.embedder)
@@ -146,6 +148,7 @@ def real_config(tmp_path_factory, segmenter) -> Config:
     build_index(
         result, embedder, segmenter, cfg.index_path, cfg.chunking.as_dict(),
         flat_max=cfg.retrieval.flat_index_max, cache=_seed_vectors(embedder.id), progress=False,
+        finish=index_calibrator(cfg, result, embedder, segmenter),
     )  # fmt: skip
     return cfg
 
@@ -172,7 +175,7 @@ def workplace_service(tmp_path_factory):
     from kb.embed import make_embedder
     from kb.index import build_index
     from kb.segment import Segmenter
-    from kb.service import KnowledgeService, file_limits
+    from kb.service import KnowledgeService, file_limits, index_calibrator
 
     tmp = tmp_path_factory.mktemp("workplace")
     cfg = load_config(None, data_dir=tmp / "data", corpus_dir=WORKPLACE, domain_dir="")
@@ -182,5 +185,6 @@ def workplace_service(tmp_path_factory):
     build_index(
         result, embedder, segmenter, cfg.index_path, cfg.chunking.as_dict(),
         flat_max=cfg.retrieval.flat_index_max, cache=_seed_vectors(embedder.id), progress=False,
+        finish=index_calibrator(cfg, result, embedder, segmenter),
     )  # fmt: skip
     return KnowledgeService(cfg, embedder=embedder, build_if_missing=False, progress=False)

@@ -168,3 +168,36 @@ def test_fit_threshold_on_hand_made_lists():
     assert fit.out_refused == round(5 / 6, 4)  # itself, and the four below the threshold (.42)
     # nothing to fit on: the default
     assert fit_threshold([], [], [], [], 0.8, 0.2, 0.5).threshold == 0.5
+
+
+# -- with the real model, on both development corpora -------------------------------------------
+@pytest.mark.slow
+def test_real_indexes_carry_their_own_fitted_thresholds(real_service, workplace_service):
+    a = real_service.index.manifest["calibration"]
+    b = workplace_service.index.manifest["calibration"]
+    assert a["threshold"] != b["threshold"]  # fitted per corpus, not one number carried over
+    for cal in (a, b):
+        assert 0.8 < cal["threshold"] < 1.0
+        assert cal["out_of_scope_refused"] >= 0.85 and cal["in_scope_refused"] <= 0.2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("question", [
+    "2027年的加班费标准是多少？",
+    "明年试用期规定会不会调整？",
+    "我还剩几天年假？",
+    "深圳的最低工资标准是多少？",
+])
+def test_real_questions_no_document_addresses_are_refused(real_service, workplace_service, question):
+    for svc in (real_service, workplace_service):
+        a = svc.ask(question, log=False)
+        assert a.answered is False and a.citations == [], (svc.config.corpus_dir, a.answer)
+        assert a.related
+
+
+@pytest.mark.slow
+def test_real_two_part_question_on_the_statutes(workplace_service):
+    a = workplace_service.ask("试用期最长多久？深圳的最低工资是多少？", log=False)
+    assert a.answered
+    assert any("六个月" in c.quote for c in a.citations)
+    assert "（关于“深圳的最低工资是多少”，知识库中没有找到相关内容。）" in a.answer
