@@ -79,9 +79,11 @@ class Guard:
     """Wraps the whole application; ``routes`` are the application's own (for 405)."""
 
     def __init__(self, app: ASGIApp, *, max_body: int, frame_ancestors: list[str],
-                 routes: Callable[[], list] | None = None, shapes: dict[str, Shape] | None = None):
+                 routes: Callable[[], list] | None = None, shapes: dict[str, Shape] | None = None,
+                 body_limits: dict[str, int] | None = None):
         self.app = app
         self.max_body = max_body
+        self.body_limits = dict(body_limits or {})  # path prefix -> its own limit (document uploads)
         self.csp = chat_csp(frame_ancestors).encode()
         self.routes = routes or (lambda: [])
         self.shapes = dict(shapes or {})  # owned path prefix -> error shape
@@ -105,19 +107,20 @@ class Guard:
             await reply(404, f"no such endpoint: {path}")
             return
         headers = dict(scope.get("headers") or [])
+        limit = next((n for prefix, n in self.body_limits.items() if path.startswith(prefix)), self.max_body)
         declared = headers.get(b"content-length", b"").strip()
-        if declared.isdigit() and int(declared) > self.max_body:
-            await reply(413, f"request body over {self.max_body:,} bytes")
+        if declared.isdigit() and int(declared) > limit:
+            await reply(413, f"request body over {limit:,} bytes")
             return
         if scope["method"] in ("POST", "PUT", "PATCH", "DELETE"):
-            body, more_disconnect = await self._read_body(receive)
+            body, more_disconnect = await self._read_body(receive, limit)
             if body is None:
-                await reply(413, f"request body over {self.max_body:,} bytes")
+                await reply(413, f"request body over {limit:,} bytes")
                 return
             receive = _replay(body, receive, more_disconnect)
         await self.app(scope, receive, self._with_headers(send))
 
-    async def _read_body(self, receive: Receive) -> tuple[bytes | None, bool]:
+    async def _read_body(self, receive: Receive, limit: int) -> tuple[bytes | None, bool]:
         """The whole body, or None once it passes the limit (the rest is not read)."""
         parts, size = [], 0
         while True:
@@ -126,7 +129,7 @@ class Guard:
                 return b"".join(parts), True
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body:
+            if size > limit:
                 return None, False
             parts.append(chunk)
             if not message.get("more_body"):
