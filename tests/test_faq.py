@@ -11,7 +11,6 @@ import csv
 import io
 import json
 import sqlite3
-from pathlib import Path
 
 import pytest
 from conftest import MARKETING

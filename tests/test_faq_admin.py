@@ -1,6 +1,8 @@
 """The trainers' FAQ tools over real HTTP: ``/api/admin/faq/*`` and the ``/trainers`` page, on a
-uvicorn server started here (hashing embedder, the tiny corpus of ``conftest_app``, admin token
-``ADMIN_TOKEN`` from the config). One browser test drives the page in headless Chromium."""
+uvicorn server started here (hashing embedder, the tiny corpus of ``conftest_app``). Trainers
+log in with their accounts (``TRAINERS``; each client holds its session cookie and sends the
+CSRF token); the edit history names them. One browser test logs in on /login and drives the
+page in headless Chromium."""
 
 from __future__ import annotations
 
@@ -10,18 +12,18 @@ import json
 import re
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from urllib.parse import quote, urlsplit
 
 import httpx
 import pytest
-from conftest_app import ADMIN_TOKEN, CORPUS, LiveServer, tiny_config
+from conftest_app import ADMIN_TOKEN, CORPUS, LiveServer, add_user, login, tiny_config
 
-from kb.config import load_config
 from kb.service import run_ingest
 
 API = "/api/admin/faq"
-AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+PASSWORD = "trainer-password-1"
+TRAINER = "培训师"  # the default client's account
+TRAINERS = (TRAINER, "王老师", "李老师", "张老师")
 OUTSIDE_URL = re.compile(r"(?:https?:)?//(?!www\.w3\.org/2000/svg)[a-z0-9.-]+\.[a-z]{2,}", re.I)
 HANDBOOK = "员工手册.txt"
 
@@ -43,16 +45,36 @@ ROUTES = [
 ]
 
 
+def with_trainers(config):
+    for name in TRAINERS:
+        add_user(config, name, "trainer", PASSWORD)
+    add_user(config, "只读用户", "user", PASSWORD)
+    return config
+
+
+_clients: dict[tuple[str, str], httpx.Client] = {}
+
+
+def trainer_client(url: str, name: str = TRAINER) -> httpx.Client:
+    """An httpx client of ``url`` logged in as the trainer ``name`` (kept for the module)."""
+    c = _clients.get((url, name))
+    if c is None:
+        c = _clients[(url, name)] = httpx.Client(base_url=url, timeout=60)
+        login(c, name, PASSWORD)
+    return c
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with LiveServer(tiny_config(tmp_path_factory.mktemp("faq_admin"))) as live:
+    with LiveServer(with_trainers(tiny_config(tmp_path_factory.mktemp("faq_admin")))) as live:
         yield live
+    for key in [k for k in _clients if k[0] == live.url]:
+        _clients.pop(key).close()
 
 
 @pytest.fixture(scope="module")
 def client(server):
-    with httpx.Client(base_url=server.url, timeout=60) as c:
-        yield c
+    return trainer_client(server.url)
 
 
 def assert_error(r: httpx.Response, status: int, *words: str) -> str:
@@ -68,9 +90,9 @@ def assert_error(r: httpx.Response, status: int, *words: str) -> str:
 
 def admin(client: httpx.Client, method: str, path: str, actor: str = "", headers: dict | None = None,
           **kw) -> httpx.Response:
-    headers = {**AUTH, **(headers or {})}
+    """An admin call with ``client``'s session, or with the session of the trainer ``actor``."""
     if actor:
-        headers["X-KB-Actor"] = quote(actor)
+        client = trainer_client(str(client.base_url).rstrip("/"), actor)
     return client.request(method, API + path, headers=headers, **kw)
 
 
@@ -108,44 +130,57 @@ def entries(client: httpx.Client, **params) -> list[dict]:
 
 # -- sign-in ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("header", [None, "", "Bearer", "Token x", f"Basic {ADMIN_TOKEN}", ADMIN_TOKEN])
-def test_no_token_is_401(client, header):
+@pytest.mark.parametrize("header", [None, "", "Bearer", "Token x", f"Basic {ADMIN_TOKEN}", ADMIN_TOKEN,
+                                    "Bearer kb-not-a-key"])
+def test_no_login_is_401(server, header):
     headers = {} if header is None else {"Authorization": header}
-    for method, path, body in ROUTES:
-        r = client.request(method, API + path, headers=headers, json=body)
-        assert_error(r, 401, "token")
-        assert r.headers["www-authenticate"] == "Bearer"
-
-
-def test_wrong_token_is_403_and_changes_nothing(client):
-    before = entries(client)
-    for token in ("wrong", ADMIN_TOKEN + "x", ADMIN_TOKEN[:-1], ADMIN_TOKEN.upper()):
+    with httpx.Client(base_url=server.url, timeout=30, cookies={"kb_session": "forged"}) as anon:
         for method, path, body in ROUTES:
-            r = client.request(method, API + path, json=body, headers={"Authorization": f"Bearer {token}"})
-            assert_error(r, 403, "wrong admin token")
+            r = anon.request(method, API + path, headers=headers, json=body)
+            detail = assert_error(r, 401)
+            assert "login" in detail or "key" in detail, detail
+            assert r.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_wrong_role_ask_key_or_missing_csrf_is_403_and_changes_nothing(server, client, tmp_path):
+    before = entries(client)
+    reader = trainer_client(server.url, "只读用户")  # role user: the chat only
+    ask_key = _ask_key(server.config)
+    with httpx.Client(base_url=server.url, timeout=30) as keyed, \
+            httpx.Client(base_url=server.url, timeout=30, cookies=client.cookies) as no_csrf:
+        for method, path, body in ROUTES:
+            assert_error(reader.request(method, API + path, json=body), 403, "role")
+            r = keyed.request(method, API + path, json=body, headers={"Authorization": f"Bearer {ask_key}"})
+            assert_error(r, 403, "admin-scope key")
+            if method != "GET":  # the trainer's own cookie without the CSRF token
+                assert_error(no_csrf.request(method, API + path, json=body), 403, "CSRF")
+                r = client.request(method, API + path, json=body, headers={"Origin": "http://evil.example"})
+                assert_error(r, 403, "cross-site")
     assert entries(client) == before
-    # the public side stays open without any token
-    assert client.post("/api/ask", json={"question": "请病假要走什么流程？"}).json()["answered"]
+    # an admin-scope key may use the admin API (no CSRF: browsers never send it cross-site)
+    r = httpx.get(server.url + API + "/entries", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30)
+    assert r.status_code == 200 and r.json() == before
+    # the public side stays open without any login
+    with httpx.Client(base_url=server.url, timeout=30) as anon:
+        assert anon.post("/api/ask", json={"question": "请病假要走什么流程？"}).json()["answered"]
 
 
-def test_admin_is_disabled_without_a_configured_token(tmp_path):
-    """No configured token: every token is refused (and the page says so); the chat is open."""
-    from fastapi import FastAPI
-    from fastapi.testclient import TestClient
+def _ask_key(config) -> str:
+    import secrets
 
-    from app.api import install_error_handlers
-    from app.faq_admin import make_faq_admin_router
+    from kb.store import open_key_store
 
-    cfg = load_config(None, data_dir=tmp_path, app__admin_token="")
-    app = FastAPI()
-    install_error_handlers(app)
-    app.include_router(make_faq_admin_router(SimpleNamespace(config=cfg, faq=None), "/kb-static"))
-    with TestClient(app) as c:
-        assert_error(c.get(API + "/entries"), 401, "disabled")
-        assert_error(c.get(API + "/entries", headers={"Authorization": "Bearer "}), 401, "disabled")
-        assert_error(c.get(API + "/entries", headers={"Authorization": "Bearer anything"}), 403, "disabled")
-        page = c.get("/trainers").text
-        assert '"adminEnabled": false' in page
+    return open_key_store(config).add(f"faq-ask-{secrets.token_hex(3)}", "ask")
+
+
+def test_trainers_page_sends_visitors_to_login(server):
+    with httpx.Client(base_url=server.url, timeout=30) as anon:
+        r = anon.get("/trainers")
+        assert r.status_code == 303 and r.headers["location"] == "/login?next=%2Ftrainers"
+        assert "培训师" not in r.text
+    reader = trainer_client(server.url, "只读用户")
+    r = reader.get("/trainers")
+    assert r.status_code == 403 and "没有权限" in r.text
 
 
 # -- suggest, edit, approve, reject, merge -------------------------------------------------------
@@ -343,9 +378,10 @@ def test_export_csv_and_reimport_round_trips(client):
 # -- flagged after a document changes ------------------------------------------------------------
 
 def test_changed_document_flags_its_entry_after_reingest(tmp_path):
-    cfg = tiny_config(tmp_path)
+    cfg = with_trainers(tiny_config(tmp_path))
     question = "请病假要走什么流程？"
-    with LiveServer(cfg) as live, httpx.Client(base_url=live.url, timeout=60) as c:
+    with LiveServer(cfg) as live:
+        c = trainer_client(live.url)
         e = entry_from_answer(c, question)
         assert HANDBOOK in {x["source"] for x in e["citations"]}
         ok(admin(c, "POST", f"/entries/{e['id']}/approve"))
@@ -354,7 +390,8 @@ def test_changed_document_flags_its_entry_after_reingest(tmp_path):
     doc.write_text(CORPUS[HANDBOOK].replace("员工手册\n", "员工手册（2025 年修订）\n前言：本手册适用于全体员工。\n"),
                    encoding="utf-8")
     run_ingest(cfg, progress=False)
-    with LiveServer(cfg) as live, httpx.Client(base_url=live.url, timeout=60) as c:
+    with LiveServer(cfg) as live:
+        c = trainer_client(live.url)
         flagged = entries(c, status="flagged")
         assert [x["id"] for x in flagged] == [e["id"]]
         assert HANDBOOK in flagged[0]["flag_reason"]
@@ -375,7 +412,8 @@ def test_trainers_page_is_self_contained_and_linked_from_the_chat(client):
     assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
     assert r.headers["cache-control"] == "no-store"
     assert not OUTSIDE_URL.search(r.text)
-    assert ADMIN_TOKEN not in r.text
+    assert ADMIN_TOKEN not in r.text and "kb_session" not in r.text  # the cookie stays HttpOnly
+    assert client.headers["X-CSRF-Token"] in r.text  # the page's own CSRF token, for its calls
     for asset in ("/kb-static/faq.js", "/kb-static/faq.css"):
         assert asset in r.text
         a = client.get(asset)
@@ -410,22 +448,28 @@ def test_trainers_page_sign_in_and_approve(server, client):
             page.set_default_timeout(20_000)
             page.on("request", lambda r: requests.append(r.url))
             page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-            page.goto(server.url + "/trainers")
+            page.goto(server.url + "/trainers")  # not logged in: the login page
+            page.wait_for_url("**/login?next=%2Ftrainers")
 
-            # a wrong password: an error, no entries
-            page.locator("#fq-token").fill("not-the-token")
-            page.locator("#fq-signin-btn").click()
-            error = page.locator("#fq-signin-error")
+            # a wrong password: a Chinese error, still the login page, no session cookie
+            page.locator("#lg-name").fill("张老师")
+            page.locator("#lg-password").fill("not-the-password")
+            page.locator("#lg-submit").click()
+            error = page.locator("#lg-error")
             error.wait_for(state="visible")
-            assert "口令不正确" in error.inner_text()
-            assert page.locator("#fq-app").is_hidden()
-            assert page.locator(".fq-row").count() == 0
-            assert page.evaluate("sessionStorage.getItem('kb-faq-token')") is None
+            assert "账户名或密码不正确" in error.inner_text()
+            assert "/login" in page.url
+            assert not [c for c in page.context.cookies() if c["name"] == "kb_session"]
 
-            # the right one: the list, grouped by topic, candidates first
-            page.locator("#fq-token").fill(ADMIN_TOKEN)
-            page.locator("#fq-name").fill("张老师")
-            page.locator("#fq-signin-btn").click()
+            # the right one: the trainers' page, the list grouped by topic, candidates first
+            page.locator("#lg-name").fill("张老师")
+            page.locator("#lg-password").fill(PASSWORD)
+            page.locator("#lg-submit").click()
+            page.wait_for_url("**/trainers")
+            cookie = next(c for c in page.context.cookies() if c["name"] == "kb_session")
+            assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+            assert page.evaluate("document.cookie").find("kb_session") == -1
+            assert "张老师" in page.locator("#fq-who").inner_text()
             row = page.locator(f".fq-row[data-id='{target['id']}']")
             row.wait_for()
             assert page.locator(".fq-group-title", has_text="报销").count() >= 1
@@ -461,10 +505,12 @@ def test_trainers_page_sign_in_and_approve(server, client):
             SHOTS.mkdir(exist_ok=True)
             page.screenshot(path=str(SHOTS / "trainers.png"))
 
-            # signing out forgets the token
+            # signing out ends the session: the page sends back to the login page
             page.locator("#fq-signout").click()
-            page.locator("#fq-signin").wait_for(state="visible")
-            assert page.evaluate("sessionStorage.getItem('kb-faq-token')") is None
+            page.wait_for_url("**/login?out=1")
+            page.locator("#lg-notice", has_text="你已退出登录").wait_for()
+            page.goto(server.url + "/trainers")
+            page.wait_for_url("**/login?next=%2Ftrainers")
         finally:
             browser.close()
     assert not dialogs
