@@ -315,11 +315,15 @@ class KnowledgeService:
         generation = index_generation(index.path)  # the folder read, even if a swap came since
         parts = answer_parts(config, index, self.embedder, self.segmenter, self.glossary)
         answerer = make_answerer(config.answer, parts)
-        # curated answers; flags entries whose documents changed
+        # curated answers; flags entries whose documents changed. A reload keeps the stores (one
+        # database engine each for the life of the service)
+        previous = getattr(self, "served", None)
+        store = previous.faq.parts.store if previous else faq_store(config)
+        feedback = previous.faq.parts.feedback if previous else open_feedback_store(config)
         faq = FaqService(FaqParts(
             index=index, segmenter=self.segmenter, embedder=self.embedder, answerer=answerer,
             glossary=self.glossary, domain_words=tuple(dictionary_words(config.userdict)),
-            settings=config.faq, store=faq_store(config), feedback=open_feedback_store(config),
+            settings=config.faq, store=store, feedback=feedback,
         ))
         return Served(index, parts, answerer, faq, generation)
 

@@ -102,6 +102,7 @@ def test_reload_switches_to_the_new_index_and_is_cheap_when_nothing_changed(svc,
     # a request that began on the old index finishes on it: its parts are untouched
     assert NEW not in old.index.documents and old.answerer.answer(QUESTION, QUESTION).citations is not None
     assert svc.faq.parts.index is svc.index  # the FAQ follows the served index
+    assert svc.faq.parts.store is old.faq.parts.store  # on the same database connection pool
 
 
 def test_a_new_index_that_cannot_load_leaves_the_old_one_serving(svc, tiny_config):
