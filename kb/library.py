@@ -223,11 +223,12 @@ class DocumentLibrary:
 
     def detail(self, doc_id: str) -> dict:
         """The listed document with, when it is indexed, its text as parsed, its outline and its
-        chunks (``text[start:end]`` of each), as the served index has them."""
+        chunks (``text[start:end]`` of each), as the served index has them (``chunks`` is then
+        that list; ``chunk_count`` the list's count of the listing)."""
         item = self.find(doc_id)
         index = self.service.served.index
         doc = index.documents.get(item["source"])
-        item = {**item, "text": None, "outline": [], "chunks": []}
+        item = {**item, "chunk_count": item["chunks"], "text": None, "outline": [], "chunks": []}
         if doc is not None:
             item["text"] = doc.text
             item["outline"] = [{"start": h.start, "end": h.end, "label": h.label, "level": h.level,

@@ -348,7 +348,7 @@
       box.setAttribute("data-id", d.id);
       $("ad-d-title").textContent = d.title;
       var meta = [d.source, d.format, size(d.size), STATUS[d.status] || d.status];
-      if (d.indexed) meta.push(d.chars + " 字", d.chunks + " 块", "索引于 " + when(d.indexed_at));
+      if (d.indexed) meta.push(d.chars + " 字", d.chunk_count + " 块", "索引于 " + when(d.indexed_at));
       if (d.uploaded_by) meta.push(who(d.uploaded_by) + " 上传于 " + when(d.uploaded_at));
       $("ad-d-meta").textContent = meta.join(" · ");
       var note = $("ad-d-note");
