@@ -544,7 +544,10 @@ def _bm25s_query_ref(bm: Any, qtokens: Sequence[list[str]]) -> dict[str, Any]:
 
 # -- the whole run -------------------------------------------------------------------------------
 def run_bench(cfg: Config, n_queries: int = 50, scale: bool = True, progress: bool = True,
-              cold_runs: int = 2, ingest: bool = True, http_requests: int = 200) -> dict[str, Any]:
+              cold_runs: int = 2, ingest: bool = True, http_requests: int = 200,
+              live: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``live``: keyword arguments of ``kb.bench_reindex.live_reindex`` (pages, askers, idle_s),
+    or ``{"skip": True}``."""
     from kb.index import index_text
     from kb.service import KnowledgeService
 
@@ -594,6 +597,12 @@ def run_bench(cfg: Config, n_queries: int = 50, scale: bool = True, progress: bo
 
     if http_requests > 0:
         res["openai_http"] = openai_overhead(svc, http_requests, questions, progress)
+
+    live = dict(live or {})
+    if not live.pop("skip", False):
+        from kb.bench_reindex import live_reindex
+
+        res["live_reindex"] = live_reindex(cfg, svc, questions, progress=progress, **live)
 
     _say(progress, "cold start: fresh processes ...")
     refs["cold_start"] = refs_now()
@@ -711,6 +720,12 @@ def bench_markdown(res: dict[str, Any]) -> str:
     if oa:
         out += ["", "## OpenAI-compatible endpoint over HTTP (same server, same questions, same run)", ""]
         out += [f"- {line}" for line in _openai_lines(oa)]
+    lv = res.get("live_reindex")
+    if lv:
+        from kb.bench_reindex import live_lines
+
+        out += ["", "## Live re-index: upload to first answer, ask latency during the re-index (same run)", ""]
+        out += [f"- {line}" for line in live_lines(lv)]
     cs = res.get("cold_start")
     if cs:
         out += ["", "## Cold start to first answer (fresh `python -c`: imports, index and model load, one ask)", ""]
@@ -762,6 +777,13 @@ def print_summary(res: dict[str, Any]) -> None:
         print("OpenAI-compatible endpoint over HTTP (one in-process server)")
         for line in _openai_lines(res["openai_http"]):
             print(line)
+    if res.get("live_reindex"):
+        from kb.bench_reindex import live_lines
+
+        print()
+        print("live re-index (a copy of the corpus and index, one in-process server)")
+        for line in live_lines(res["live_reindex"]):
+            print(line)
     if res.get("cold_start"):
         print()
         print("cold start to first answer (fresh python -c)")
@@ -793,7 +815,8 @@ def write_reports(res: dict[str, Any], folder: Path) -> dict[str, Path]:
 def main(config: Config, args: Any) -> int:
     res = run_bench(config, n_queries=getattr(args, "queries", 50) or 50,
                     scale=not getattr(args, "no_scale", False), progress=True,
-                    http_requests=max(0, getattr(args, "http_requests", 200)))
+                    http_requests=max(0, getattr(args, "http_requests", 200)),
+                    live={"skip": True} if getattr(args, "no_live", False) else None)
     print_summary(res)
     paths = write_reports(res, Path(getattr(args, "reports", None) or "reports"))
     print()
