@@ -380,7 +380,7 @@ class DocumentLibrary:
         """Disable (kept in the corpus, left out of the index from the next job on) or enable."""
         with self._lock:
             item = self.find(doc_id)
-            self.records.set_disabled(item["source"], not enabled, actor)
+            self.records.set_disabled(item["source"], not enabled, actor, item["sha256"])
             return item
 
     def delete(self, doc_id: str, actor: str) -> dict:

@@ -438,3 +438,31 @@ def test_only_admins(tmp_path):
             assert r.status_code == 202
             job = wait_job(admin, r.json()["job"])
             assert job["actor"] == "admin1" and documents(admin)["员工手册.txt"]["disabled_by"] == "admin1"
+            # out of the index, its content is still known: the same bytes again are a duplicate
+            admin.headers["X-CSRF-Token"] = csrf
+            r = upload(admin, ("手册副本.txt", CORPUS["员工手册.txt"].encode()))
+            assert r.status_code == 409 and "员工手册.txt" in r.json()["detail"]
+
+
+def test_an_index_written_by_kb_ingest_in_a_shell_is_served_without_a_restart(client, server):
+    from kb.service import run_ingest
+
+    (server.config.corpus_dir / "门禁.md").write_text("# 门禁管理\n访客须在前台登记并佩戴访客证。\n", encoding="utf-8")
+    run_ingest(server.config, progress=False)  # what `kb ingest` does, beside the running server
+    deadline = time.monotonic() + 20  # the server looks every 5 s
+    while "门禁.md" not in cited(ask(client, "访客进门要做什么？")):
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    assert documents(client)["门禁.md"]["status"] == "indexed"
+
+
+def test_the_bench_hook_runs_small(tmp_path):
+    from kb.bench_reindex import live_lines, live_reindex
+    from kb.service import KnowledgeService
+
+    cfg = admin_config(tmp_path)
+    svc = KnowledgeService(cfg, progress=False)
+    res = live_reindex(cfg, svc, ["年假须提前几个工作日申请？"], pages=2, askers=1, idle_s=0.5, progress=False)
+    assert res["errors"] == 0 and res["upload_to_first_answer_s"] is not None, res
+    assert res["idle"]["n"] > 0 and res["during_reindex"]["n"] > 0 and res["p95_ratio"]
+    assert "first answer citing it" in live_lines(res)[0]

@@ -166,11 +166,15 @@ class DocumentRecords:
             row = self._row(s, source)
             row.sha256, row.size, row.replaced_by, row.replaced_at = sha256, size, actor, _now()
 
-    def set_disabled(self, source: str, disabled: bool, actor: str) -> None:
+    def set_disabled(self, source: str, disabled: bool, actor: str, sha256: str = "") -> None:
+        """``sha256``: the file's, recorded when the row has none (so that an upload of the same
+        content is still known as a duplicate while the document is out of the index)."""
         with self.db.session() as s:
             row = self._row(s, source)
             row.disabled_by = actor if disabled else ""
             row.disabled_at = _now() if disabled else None
+            if sha256 and not row.sha256:
+                row.sha256 = sha256
 
     def deleted(self, source: str) -> None:
         with self.db.session() as s:
