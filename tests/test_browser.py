@@ -373,7 +373,7 @@ def wait_for_row(db_path: Path, comment: str, timeout: float = 10) -> tuple:
 
 def test_chat_feedback_survives_restart(browser, tmp_path):
     cfg = tiny_config(tmp_path)
-    db_path = Path(cfg.data_dir) / "feedback.sqlite3"
+    db_path = Path(cfg.data_dir) / "kb.sqlite3"  # the one database (kb.store): feedback is a table in it
     comment = "没有提到需要哪些材料"
     with LiveServer(cfg) as live:
         w = Watched(browser, live.url)

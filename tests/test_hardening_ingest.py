@@ -190,7 +190,7 @@ def test_closed_pipe_is_not_a_traceback(ws):
 
 
 def test_damaged_faq_database_degrades_the_faq_not_the_service(ws):
-    from conftest_app import LiveServer
+    from conftest_app import ADMIN_TOKEN, LiveServer
 
     from kb.config import load_config
 
@@ -201,13 +201,13 @@ def test_damaged_faq_database_degrades_the_faq_not_the_service(ws):
     again = run(ws, "ingest", "-q")  # the ingest goes on, and says why the FAQ was not checked
     assert again.returncode == 0 and "Traceback" not in again.stderr
     assert "FAQ database" in again.stderr and "faq.sqlite3" in again.stderr
-    cfg = load_config(ws["config"], index_dir=ws["index"], corpus_dir=ws["corpus"], app__admin_token="tok")
+    cfg = load_config(ws["config"], index_dir=ws["index"], corpus_dir=ws["corpus"])
     import httpx
 
     with LiveServer(cfg) as live:
         r = httpx.post(live.url + "/api/ask", json={"question": "请病假要走什么流程？"}, timeout=30)
         assert r.status_code == 200 and r.json()["answered"]
-        r = httpx.get(live.url + "/api/admin/faq/entries", headers={"Authorization": "Bearer tok"}, timeout=30)
+        r = httpx.get(live.url + "/api/admin/faq/entries", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30)
         assert r.status_code == 503 and "faq.sqlite3" in r.json()["detail"]
 
 

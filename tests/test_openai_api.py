@@ -5,10 +5,8 @@ llama-index's ``OpenAILike``, plain and streamed; API keys made by the real ``kb
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
-from contextlib import closing
 from pathlib import Path
 from urllib.parse import quote
 
@@ -165,12 +163,11 @@ def test_history_resolves_follow_ups_like_api_ask(server, client):
 
 
 def test_user_is_recorded_in_the_ask_log(server):
-    from kb.faq.store import faq_path
+    from kb.faq.store import faq_store
 
     oc = openai.OpenAI(base_url=server.url + "/v1", api_key="unused")
     oc.chat.completions.create(model="kb", messages=[{"role": "user", "content": "年假怎么申请？"}], user="emp-0042")
-    with closing(sqlite3.connect(faq_path(server.config))) as db:
-        rows = db.execute("SELECT question, user FROM ask_log WHERE user = 'emp-0042'").fetchall()
+    rows = [(r["question"], r["user"]) for r in faq_store(server.config).asked() if r["user"] == "emp-0042"]
     assert rows == [("年假怎么申请？", "emp-0042")]
     with pytest.raises(openai.BadRequestError):
         oc.chat.completions.create(model="kb", messages=[{"role": "user", "content": "年假？"}], user="a\nb")

@@ -22,9 +22,10 @@ import httpx
 import pytest
 from conftest_app import ADMIN_TOKEN, STARTERS, XSS_IMG, LiveServer, tiny_config
 from test_browser import ARGS, CHROMIUM, SHOTS, TIMEOUT, mark_is_a_slice
+from test_legacy_import import FAQ_V1, FAQ_V2
 
 from app.feedback import FeedbackStore
-from kb.faq.store import FaqStore, migrate
+from kb.faq.store import FaqStore, days_ago
 
 OUTSIDE_URL = re.compile(r"(?:https?:)?//(?!www\.w3\.org/2000/svg)[a-z0-9.-]+\.[a-z]{2,}", re.I)
 HOSTILE_COLOR = "red;background:url(http://evil.example/x.png)"
@@ -115,7 +116,7 @@ def admin_feedback(client) -> list[dict]:
 
 
 def ask_log(live: LiveServer, question: str) -> list[dict]:
-    db = sqlite3.connect(Path(live.config.data_dir) / "faq.sqlite3")
+    db = sqlite3.connect(Path(live.config.data_dir) / "kb.sqlite3")  # the one database (kb.store)
     db.row_factory = sqlite3.Row
     try:
         return [dict(r) for r in db.execute("SELECT * FROM ask_log WHERE question = ?", (question,))]
@@ -214,26 +215,24 @@ def test_feedback_database_of_version_1_gets_the_user_column_keeping_rows(tmp_pa
             VALUES ('2024-01-01T00:00:00+00:00', '2024-01-01T00:00:00+00:00', '老问题', '老回答', 'up', '好', 'chat');
     """)
     db.close()
-    store = FeedbackStore(path)
+    store = FeedbackStore(tmp_path / "kb.sqlite3", legacy=path)  # imported on first use
     new_id = store.add("新问题", "新回答", "down", user="emp-1")
     old, new = store.get(1), store.get(new_id)
     assert (old["question"], old["comment"], old["channel"], old["user"]) == ("老问题", "好", "chat", "")
     assert new["user"] == "emp-1"
-    db = sqlite3.connect(path)
-    assert db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == 2
-    db.close()
+    assert not path.exists() and (tmp_path / "feedback.sqlite3.imported").exists()
 
 
 def test_ask_log_of_version_2_gets_the_user_column_keeping_rows(tmp_path):
     path = tmp_path / "faq.sqlite3"
-    db = sqlite3.connect(path)
-    migrate(db, target=2)  # a file as the previous release wrote it
+    db = sqlite3.connect(path)  # a file as the previous release wrote it (the FAQ's schema 2)
+    db.executescript(FAQ_V1 + FAQ_V2 + "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+                     "INSERT INTO schema_version VALUES (1); INSERT INTO schema_version VALUES (2);")
     db.execute("INSERT INTO ask_log (asked_at, question, answered, confidence, source_kind)"
-               " VALUES ('2024-01-01T00:00:00+00:00', '旧问题？', 1, 0.9, 'documents')")
+               " VALUES (?, '旧问题？', 1, 0.9, 'documents')", (days_ago(1),))
     db.commit()
     db.close()
-    store = FaqStore(path)
-    assert store.schema_version() == 3
+    store = FaqStore(tmp_path / "kb.sqlite3", legacy=path)
     store.log_question("新问题？", answered=True, user="emp-9")
     rows = {r["question"]: r for r in store.asked()}
     assert rows["旧问题？"]["user"] == "" and rows["旧问题？"]["confidence"] == 0.9

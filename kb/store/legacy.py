@@ -117,6 +117,9 @@ def _import(db: Database, path: Path, what: str, newest: int, tables: dict[Table
             return {}  # imported meanwhile (another store of this process)
         _, rows = _read(path, what, newest, {t.name: cols for t, cols in tables.items()})
         counts: dict[str, int] = {}
+        if not any(rows[t.name] for t in tables):  # an empty file (or one never written): nothing to keep
+            _rename(path)
+            return {t.name: 0 for t in tables}
         try:
             with db.engine.begin() as conn:
                 for table in tables:
