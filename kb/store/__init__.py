@@ -2,8 +2,10 @@
 ``<data_dir>/kb.sqlite3``) on SQLAlchemy 2, its schema kept by Alembic migrations shipped here
 (``kb/store/migrations/versions/``) and applied when the store is opened, never at import.
 
-Today it holds the API keys (``kb.store.keys``); users, sessions, jobs and the audit log, and the
-feedback, FAQ and ask-log tables, are to move here (issue 14).
+It holds the API keys (``kb.store.keys``), accounts, sessions and the audit log
+(``kb.store.accounts``), answer feedback (``kb.store.feedback``), the FAQ tables (used by
+``kb.faq.store``), and the documents and jobs tables; ``kb.store.legacy`` imports the old
+``feedback.sqlite3`` and ``faq.sqlite3`` files.
 
 A schema change is a model change in ``models.py`` plus a new file in
 ``migrations/versions/`` (``down_revision`` = the previous one's ``revision``). To draft it

@@ -1,6 +1,7 @@
 """``kb key add NAME --scope ask|admin`` (prints the new key, and only it, on stdout),
-``kb key list`` (never the keys), ``kb key revoke NAME``. They open the database only: no index,
-no model."""
+``kb key list`` (never the keys), ``kb key revoke NAME``; ``kb user add NAME --role
+admin|trainer|user`` (the password asked twice, or ``--password-stdin``), ``kb user list``,
+``passwd``, ``disable``, ``enable``. They open the database only: no index, no model."""
 
 from __future__ import annotations
 
@@ -149,11 +150,16 @@ def cmd_user_list(args, config_fn) -> int:
     if not found:
         print("no users yet: kb user add NAME --role admin", file=sys.stderr)
         return 0
+    import unicodedata
+
+    def width(text: str) -> int:  # a Chinese character takes two columns
+        return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
     rows = [("name", "role", "created", "last login", "disabled")]
     rows += [(u.name, u.role, _when(u.created_at), _when(u.last_login_at), _when(u.disabled_at)) for u in found]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    widths = [max(width(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+        print("  ".join(c + " " * (w - width(c)) for c, w in zip(r, widths, strict=True)).rstrip())
     return 0
 
 
