@@ -58,6 +58,7 @@ def guarded(tmp_path_factory):
     "深圳的试用期最长多久？",  # a place the documents never name
     "公司的股票代码是多少？",  # a value of something never mentioned
     "今年公司年会在哪里开？",  # a date-bound event
+    "腾讯的试用期最长多久？",  # another organisation's rules
 ])
 def test_what_the_documents_do_not_address_is_refused(guarded, question):
     a = guarded.ask(question, log=False)

@@ -9,6 +9,7 @@ cannot be answered from it, whatever else matches. Likewise
 - a question anchored to a time ("今年的年会在哪开", "2027年…": ``TIME_ANCHOR``) or asking for a
   prediction ("明年年假会调整吗": ``FUTURE_QUESTION``), unless the chosen evidence names that
   time: rules state what holds, not what will happen;
+- another organisation the corpus never names (腾讯, 华为: a name jieba's dictionary tags as one);
 - a question about one's own records ("我还剩几天年假": ``PERSONAL_QUESTION``), which no document
   holds.
 
@@ -127,6 +128,13 @@ class ScopeGuard:
                 out.append(w)
         return out
 
+    def _missing_organisations(self, q: str) -> list[str]:
+        """Organisations the question names that the corpus never does: a dictionary word
+        tagged as one (nt) or as a proper name (nz: 腾讯, 华为). (A name found by its kind,
+        "…公司", was tried and dropped: "能给公司", "关联公司" are no names.)"""
+        return [w for w, f in self._cut(q) if f in ("nt", "nz") and len(w) >= 2 and self._common(w)
+                and not self.in_corpus(w)]
+
     def _missing_foreign_terms(self, q: str) -> list[str]:
         """Latin-script names in the (normalised) question (VPN, Excel, iPhone) found nowhere in
         the corpus."""
@@ -138,6 +146,7 @@ class ScopeGuard:
         never uses, or a personal record. Empty when it may be answerable."""
         q = normalize(question)
         missing = self._missing_foreign_terms(q) + self._missing_places(q)
+        missing += [w for w in self._missing_organisations(q) if w not in missing]
         nouns = self._nouns(q)
         if VALUE_QUESTION.search(q):
             missing += [w for w in self._missing_subjects(q) if w not in missing]
