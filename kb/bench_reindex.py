@@ -179,8 +179,8 @@ def live_reindex(cfg: Any, svc: Any, questions: Sequence[str], pages: int = 10, 
             return {"error": f"the upload's job did not complete: {job.get('status')} {job.get('error', '')}".strip()}
         idle = [ms for sent, ms, _ in rows if t_idle <= sent and sent + ms / 1000 < t_up]
         during = [ms for sent, ms, _ in rows if sent >= t_up and sent + ms / 1000 <= t_done]
-        stages = {s["stage"]: round((s["finished"] or s["started"]) - s["started"], 2)
-                  for s in job.get("progress", {}).get("stages", [])}
+        stages = [[s["stage"], round((s["finished"] or s["started"]) - s["started"], 2)]
+                  for s in job.get("progress", {}).get("stages", [])]
         pi, pd = _percentiles(idle), _percentiles(during)
         ratio = round(pd["p95"] / pi["p95"], 2) if pi["p95"] and pd["p95"] else None
         return {
@@ -204,7 +204,7 @@ def live_lines(lv: dict[str, Any]) -> list[str]:
     ok_up = "within" if up is not None and up <= lv["target_upload_s"] else "OVER"
     ratio = lv["p95_ratio"]
     ok_ratio = "within" if ratio is not None and ratio <= lv["target_p95_ratio"] else "OVER"
-    stages = ", ".join(f"{k} {v} s" for k, v in lv["job_stages_s"].items())
+    stages = ", ".join(f"{k} {v} s" for k, v in lv["job_stages_s"])
     return [
         f"upload of a {lv['pages']}-page docx ({lv['docx_bytes']:,} bytes) to the first answer citing it: "
         f"{up} s ({ok_up} the {lv['target_upload_s']:g} s target); the job took {lv['job_s']} s ({stages}; "

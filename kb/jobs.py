@@ -10,6 +10,12 @@ index_lock``), also against a ``kb ingest`` run from a shell; a job that finds i
 leaves the index that was serving in place (``kb.index`` writes every index beside the current
 one and swaps it in only when complete) and records why.
 
+Fitting the refusal threshold (``kb.calibrate``) takes most of a job on a real model (a minute
+or more on two cores), so a job first serves the new index with the previous threshold carried
+over (``provisional_calibration``): the uploaded document is answered seconds after its
+embedding; then the same ingest runs again, fits the threshold for the new documents and swaps
+that index in (nothing is parsed or embedded twice). The job is done after both.
+
 Between jobs the worker checks every ``watch_interval_s`` whether the index on disk is another
 than the one served (a ``kb ingest`` from a shell) and reloads it: the check is two system calls.
 """
@@ -117,8 +123,10 @@ class JobRunner:
     """The queue and its one worker thread. ``submit`` returns at once with the queued job."""
 
     def __init__(self, service: Any, jobs: JobStore, records: DocumentRecords, *,
-                 watch_interval_s: float = 5.0, ingest: Callable[..., tuple] | None = None):
+                 watch_interval_s: float = 5.0, ingest: Callable[..., tuple] | None = None,
+                 provisional_calibration: bool = True):
         self.service = service
+        self.provisional_calibration = provisional_calibration
         self.config = service.config
         self.jobs = jobs
         self.records = records
@@ -225,10 +233,22 @@ class JobRunner:
             result, manifest = ingest(
                 self.config, embedder, self.service.segmenter, progress=False, exclude=exclude,
                 on_file=progress.on_file, on_stage=progress.on_stage, wait=True,
+                provisional_calibration=self.provisional_calibration,
             )
             self.records.mark_indexed({s: r.document.sha256 for s, r in result.records.items()})
             progress.on_stage("reload", "")
             self.service.reload()
+            embedded = manifest["counts"]["embedded"]
+            if (manifest.get("calibration") or {}).get("provisional"):
+                # the new documents are answered from now on; the threshold is fitted for them
+                # next (the same ingest again: nothing is parsed or embedded, only calibrated)
+                progress.on_stage("calibrate", "the new documents are answered already; fitting the refusal "
+                                               "threshold for them")
+                quiet = lambda stage, detail: None  # noqa: E731 - this pass's stages are the one above
+                _, manifest = ingest(self.config, embedder, self.service.segmenter, progress=False,
+                                     exclude=exclude, on_stage=quiet, wait=True)
+                progress.on_stage("reload", "")
+                self.service.reload()
         except Exception as e:  # noqa: BLE001 - every failure is the job's, recorded; the old index serves
             log.error("job %d failed: %s\n%s", job_id, e, traceback.format_exc())
             progress.close("failed")
@@ -237,7 +257,7 @@ class JobRunner:
         progress.close("done")
         c = manifest["counts"]
         summary = {
-            "documents": c["documents"], "chunks": c["retrievable_chunks"], "embedded": c["embedded"],
+            "documents": c["documents"], "chunks": c["retrievable_chunks"], "embedded": embedded,
             "processed": result.processed, "removed": result.removed, "reused": len(result.reused),
             "skipped": [{"source": s.source, "reason": s.reason} for s in result.skipped],
             "built_at": manifest["built_at"], "generation": self.service.generation(),

@@ -76,6 +76,7 @@ def run_ingest(
     on_file: FileEvent | None = None,
     on_stage: Callable[[str, str], None] | None = None,
     wait: bool = False,
+    provisional_calibration: bool = False,
 ) -> tuple[IngestResult, dict]:
     """Ingest ``config.corpus_dir`` into ``config.index_path`` incrementally: unchanged documents
     are not re-chunked and unchanged chunks are not re-embedded.
@@ -85,7 +86,12 @@ def run_ingest(
     ``ingest.pipeline.FileEvent``), ``on_stage(stage, detail)`` of each stage: ``waiting`` (for
     another writer of the index, when ``wait``), ``parse``, ``embed`` (embedding and indexing),
     ``calibrate``, ``faq`` (checking FAQ entries). Another writer of the same index (``kb
-    ingest`` in a shell, a server's job) makes it raise ``IndexBusy``, or wait with ``wait``."""
+    ingest`` in a shell, a server's job) makes it raise ``IndexBusy``, or wait with ``wait``.
+
+    ``provisional_calibration``: when the refusal threshold would be fitted again (the documents
+    changed), carry the previous index's over instead, marked ``provisional`` and under its old
+    key, so that the new documents are answerable at once and the next ingest fits the threshold
+    for them (what a server's job does right after: ``kb.jobs``)."""
     stage = on_stage or (lambda name, detail: None)
     with contextlib.ExitStack() as stack:
         try:
@@ -100,7 +106,8 @@ def run_ingest(
             log.info("removed leftovers of interrupted ingests: %s", ", ".join(removed))
         if exclude is None:
             exclude = disabled_sources(config)
-        return _ingest_locked(config, embedder, segmenter, progress, exclude, on_file, stage)
+        return _ingest_locked(config, embedder, segmenter, progress, exclude, on_file, stage,
+                              provisional_calibration)
 
 
 def disabled_sources(config: Config) -> set[str]:
@@ -122,7 +129,8 @@ def file_limits(config: Config) -> FileLimits:
 
 def _ingest_locked(config: Config, embedder: Embedder | None, segmenter: Segmenter | None,
                    progress: bool, exclude: Collection[str] = (), on_file: FileEvent | None = None,
-                   stage: Callable[[str, str], None] = lambda name, detail: None) -> tuple[IngestResult, dict]:
+                   stage: Callable[[str, str], None] = lambda name, detail: None,
+                   provisional: bool = False) -> tuple[IngestResult, dict]:
     embedder = embedder or make_embedder(config.embedder)
     segmenter = segmenter or Segmenter(config.userdict, config.stopwords)
     previous = None
@@ -145,9 +153,13 @@ def _ingest_locked(config: Config, embedder: Embedder | None, segmenter: Segment
         previous_calibration = read_manifest(config.index_path).get("calibration")
     except IndexError_:
         previous_calibration = None
-    finish = _calibrator(config, calibration_key(config, result, embedder, segmenter), previous_calibration,
-                         embedder, segmenter, progress)
-    if finish is not None:
+    key = calibration_key(config, result, embedder, segmenter)
+    finish = _calibrator(config, key, previous_calibration, embedder, segmenter, progress)
+    if (finish is not None and provisional and previous_calibration
+            and "threshold" in previous_calibration and previous_calibration.get("key") != key):
+        carried = {**previous_calibration, "provisional": True}  # its old key: the next ingest refits
+        finish = lambda folder: carried  # noqa: E731
+    elif finish is not None:
         fit = finish
 
         def finish(folder: Path) -> dict:

@@ -117,3 +117,42 @@ def test_a_new_index_that_cannot_load_leaves_the_old_one_serving(svc, tiny_confi
         svc.reload()
     assert svc.served is served
     assert svc.ask("年假须提前几个工作日申请？", log=False).answer == before.answer
+
+
+def test_a_provisional_threshold_is_carried_over_then_fitted(tiny_config):
+    cfg = tiny_config.replace(answer__min_confidence=None)  # the fitted threshold is used
+    _, first = run_ingest(cfg, progress=False)
+    assert "threshold" in first["calibration"] and not first["calibration"].get("provisional")
+    (cfg.corpus_dir / NEW).write_text(NEW_TEXT, encoding="utf-8")
+    stages: list[str] = []
+    _, quick = run_ingest(cfg, progress=False, provisional_calibration=True, on_stage=lambda s, d: stages.append(s))
+    assert NEW in quick["documents"] and "calibrate" not in stages
+    assert quick["calibration"]["provisional"] and quick["calibration"]["threshold"] == first["calibration"]["threshold"]
+    assert quick["calibration"]["key"] == first["calibration"]["key"]  # so the next ingest fits it
+    stages.clear()
+    _, fitted = run_ingest(cfg, progress=False, on_stage=lambda s, d: stages.append(s))
+    assert "calibrate" in stages and not fitted["calibration"].get("provisional")
+    assert fitted["calibration"]["key"] != first["calibration"]["key"]
+    assert fitted["counts"]["embedded"] == 0  # the second pass only calibrates
+
+
+def test_a_job_answers_with_the_carried_threshold_first_then_fits_it(tiny_config):
+    from kb.jobs import JobRunner
+    from kb.store.documents import JobStore
+
+    cfg = tiny_config.replace(answer__min_confidence=None)
+    svc = KnowledgeService(cfg, progress=False)
+    db = open_database(cfg)
+    runner = JobRunner(svc, JobStore(db), DocumentRecords(db), watch_interval_s=60).start()
+    try:
+        (cfg.corpus_dir / NEW).write_text(NEW_TEXT, encoding="utf-8")
+        job = runner.submit("upload", "tester", [NEW])
+        assert runner.wait_idle(120)
+        job = runner.get(job.id)
+        assert job.status == "done", job.error
+        assert [s["stage"] for s in job.progress["stages"]] == ["parse", "embed", "faq", "reload", "calibrate", "reload"]
+        assert not svc.index.manifest["calibration"].get("provisional")
+        assert NEW in svc.index.documents and svc.reloads == 2
+    finally:
+        runner.stop()
+        db.close()
