@@ -7,7 +7,7 @@ STAMP := $(VENV)/.setup-done
 HOST ?= 127.0.0.1
 PORT ?= 7860
 
-.PHONY: setup serve test test-fast lint bench eval ingest browser-deps clean
+.PHONY: setup serve test test-fast lint bench eval ingest browser-deps postgres-deps clean
 
 setup: $(STAMP)
 
@@ -27,6 +27,18 @@ browser-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
 	fi
 
+# Debian's PostgreSQL server for the store's tests on PostgreSQL (tests/conftest_pg.py starts a
+# throw-away cluster of its own, as the postgres user, on a unix socket in a temporary folder;
+# the package's own cluster is not created: create_main_cluster = false).
+postgres-deps:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		echo "installing postgresql"; \
+		mkdir -p /etc/postgresql-common && \
+		{ [ -e /etc/postgresql-common/createcluster.conf ] || echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.conf; } && \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive UCF_FORCE_CONFFOLD=1 apt-get install -y -qq \
+			-o Dpkg::Options::=--force-confold postgresql >/dev/null; \
+	fi
+
 # ingest first: incremental, so it takes about a second when corpus/ has not changed
 serve: setup
 	$(BIN)/kb ingest
@@ -36,7 +48,7 @@ ingest: setup
 	$(BIN)/kb ingest
 
 # pytest exits 5 when no test ran: that must fail, not pass silently.
-test: setup browser-deps
+test: setup browser-deps postgres-deps
 	$(BIN)/python -m pytest -q -rs; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: no tests ran"; exit 1; fi; exit $$rc
 

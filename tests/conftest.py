@@ -15,6 +15,8 @@ for _var in ("KB_CONFIG", "KB_DATA_DIR", "KB_ADMIN_TOKEN"):
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from conftest_pg import pg_cluster, pg_database, store_url  # noqa: E402,F401 - PostgreSQL fixtures
+
 from kb.config import ROOT, Config, load_config  # noqa: E402
 
 CORPUS = ROOT / "corpus"

@@ -1,5 +1,6 @@
 """The data-access layer (kb.store): Alembic migrations run when a database is opened, and the
-API key store (hashed keys, verification, scopes, revocation, last use)."""
+API key store (hashed keys, verification, scopes, revocation, last use). Every test taking ``db``
+runs twice: on SQLite and on a real PostgreSQL server (``conftest_pg``)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from kb.store.models import ApiKey, Base
 
 
 @pytest.fixture
-def db(tmp_path):
-    d = Database(f"sqlite:///{tmp_path / 'kb.sqlite3'}")
+def db(store_url):
+    d = Database(store_url)
     yield d
     d.close()
 
@@ -46,6 +47,39 @@ def test_opening_an_empty_database_migrates_it_and_a_second_open_is_a_no_op(tmp_
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0100"]
     second.close()
     assert path.stat().st_mtime_ns == mtime  # nothing written by the second open
+
+
+def test_an_empty_postgresql_database_is_migrated_once_even_by_servers_opening_it_at_once(pg_database):
+    import threading
+
+    opened: list[Database] = []
+    errors: list[BaseException] = []
+
+    def open_it() -> None:
+        try:
+            opened.append(Database(pg_database))
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=open_it) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert sorted(len(d.applied) for d in opened) == [0, 0, len(_revisions())]  # one of them migrated
+    assert current_revision(opened[0].engine) == head_revision()
+    assert {"api_keys", "users", "sessions", "audit_log", "feedback", "faq_entries", "faq_edits", "ask_log",
+            "faq_meta", "documents", "jobs", "alembic_version"} <= set(inspect(opened[0].engine).get_table_names())
+    assert Database(pg_database).applied == []
+
+
+def _revisions() -> list[str]:
+    from alembic.script import ScriptDirectory
+
+    from kb.store.db import _alembic_config
+
+    return [s.revision for s in ScriptDirectory.from_config(_alembic_config()).walk_revisions()]
 
 
 def test_models_match_the_migrations(db):
@@ -175,9 +209,9 @@ def test_last_use_is_written_at_most_once_per_interval(db):
     assert keys.verify(key).last_used_at > first
 
 
-def test_a_second_store_on_the_same_database_sees_revocations(tmp_path):
+def test_a_second_store_on_the_same_database_sees_revocations(tmp_path, store_url):
     """The CLI and the server are two processes with two engines on one database."""
-    cfg = load_config(None, data_dir=tmp_path / "data")
+    cfg = load_config(None, data_dir=tmp_path / "data", database_url=store_url)
     server, cli = open_key_store(cfg), open_key_store(cfg)
     key = cli.add("shared", "ask")
     assert server.verify(key) is not None

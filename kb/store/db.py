@@ -3,10 +3,15 @@
 ``kb/store/migrations/`` when it is opened (``open_database``), never at import.
 
 Queries go through SQLAlchemy's ORM and Core constructs only, so pointing ``database_url`` at
-another database (PostgreSQL: ``postgresql+psycopg://user@host/kb``) needs its driver and no
-code change. The only SQLite-specific lines are in ``make_engine``: the file's folder is created,
-a busy timeout set and the journal put in WAL mode, so that the CLI and the server may read and
-write at once (and ``kb.store.legacy``, which reads the old SQLite files it imports).
+PostgreSQL (``postgresql+psycopg://user:password@host/kb``; the driver is the ``postgres`` extra,
+``pip install -e ".[postgres]"``) needs no code change; the same tests run on both. What differs
+is in ``make_engine``: for SQLite the file's folder is created, a busy timeout set and the
+journal put in WAL mode, so that the CLI and the server may read and write at once; for
+PostgreSQL connections are checked before use (``pool_pre_ping``: a server restarted behind a
+long-running ``kb serve`` costs no failed request) and one engine (one pool) serves every
+``Database`` of that URL in the process. ``migrate`` holds a PostgreSQL advisory lock, so that
+several servers started at once over one new database migrate it once. Explicit ids (the
+imports of ``kb.store.legacy``, ``kb db migrate``) are followed by ``reset_sequences``.
 
 ``shared_database(url)`` is the one ``Database`` of a URL in this process (the stores that are
 opened again and again, as the FAQ is at every index reload, share its engine).
@@ -15,6 +20,7 @@ opened again and again, as the FAQ is at every index reload, share its engine).
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -22,7 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Table, create_engine, event, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -31,6 +37,7 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 DEFAULT_FILE = "kb.sqlite3"
+MIGRATION_LOCK = 0x6B622D6462  # "kb-db": the PostgreSQL advisory lock held while migrating
 
 
 class StoreError(ValueError):
@@ -49,20 +56,34 @@ def database_url(config: Any) -> str:
     return url or f"sqlite:///{Path(config.data_dir) / DEFAULT_FILE}"
 
 
+# drivers of the databases the README names, and how to get them
+DRIVER_HINTS = {"postgresql": 'the PostgreSQL driver: pip install -e ".[postgres]" (psycopg 3; use a '
+                              'postgresql+psycopg:// URL)'}
+
+_engines: dict[tuple[int, str], Engine] = {}  # non-SQLite engines of this process, by URL
+_engines_lock = threading.Lock()
+
+
 def make_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError:
         raise StoreError(f"database_url {url!r} is not a database URL (e.g. sqlite:///data/kb.sqlite3)") from None
+    backend = parsed.get_backend_name()
+    if backend != "sqlite":
+        # one engine (one pool) per database and process, however many stores open it
+        key = (os.getpid(), parsed.render_as_string(hide_password=False))
+        with _engines_lock:
+            engine = _engines.get(key)
+            if engine is None:
+                engine = _engines[key] = _create(parsed, {"pool_pre_ping": True, "pool_size": 5,
+                                                          "max_overflow": 10, "pool_recycle": 1800})
+        return engine
     kwargs: dict[str, Any] = {}
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        kwargs["connect_args"] = {"timeout": 10}
-    try:
-        engine = create_engine(parsed, **kwargs)
-    except (ArgumentError, ImportError) as e:
-        raise StoreError(f"database_url {parsed.render_as_string(hide_password=True)}: {e}") from None
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    kwargs["connect_args"] = {"timeout": 10}
+    engine = _create(parsed, kwargs)
     if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
         @event.listens_for(engine, "connect")
         def _wal(dbapi_connection, _record) -> None:
@@ -73,6 +94,18 @@ def make_engine(url: str) -> Engine:
             finally:
                 cur.close()
     return engine
+
+
+def _create(parsed, kwargs: dict[str, Any]) -> Engine:
+    where = parsed.render_as_string(hide_password=True)
+    try:
+        return create_engine(parsed, **kwargs)
+    except ImportError as e:
+        hint = DRIVER_HINTS.get(parsed.get_backend_name())
+        raise StoreError(f"database_url {where}: its driver is not installed ({e}); install "
+                         f"{hint or 'the driver this URL names'}") from None
+    except ArgumentError as e:
+        raise StoreError(f"database_url {where}: {e}") from None
 
 
 def _alembic_config(connection: Any = None):
@@ -102,6 +135,7 @@ def migrate(engine: Engine) -> list[str]:
     """Upgrade the database to the newest revision; the revisions applied, oldest first (``[]``
     when it was already there: a second open reads one row and changes nothing)."""
     from alembic import command
+    from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
     from alembic.util import CommandError
 
@@ -118,6 +152,12 @@ def migrate(engine: Engine) -> list[str]:
                          "use the version of kb that wrote it") from None
     try:
         with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # several servers opening one new database at once: one migrates, the others
+                # wait here, then find it at the head (the lock ends with the transaction)
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
+                if MigrationContext.configure(conn).get_current_revision() == head:
+                    return []
             command.upgrade(_alembic_config(conn), "head")
     except SQLAlchemyError:
         # another process (the CLI beside the server) may have migrated it meanwhile
@@ -165,6 +205,29 @@ def shared_database(url: str) -> Database:
             if db is None:
                 db = _shared[url] = Database(url)
     return db
+
+
+def reset_sequences(conn: Any, tables: Any = None) -> None:
+    """After rows were written with explicit ids: move each table's id sequence past its
+    highest id (to the start when the table is empty), so that the next insert without an id
+    does not collide. PostgreSQL only; SQLite takes the next id from the table itself.
+    ``tables``: ``Table`` objects (default: every table of the schema with an integer ``id``)."""
+    if conn.dialect.name != "postgresql":
+        return
+    if tables is None:
+        from kb.store.models import Base
+
+        tables = Base.metadata.sorted_tables
+    for table in tables:
+        if not isinstance(table, Table) or "id" not in table.c or not table.c.id.primary_key:
+            continue
+        seq = conn.execute(text("SELECT pg_get_serial_sequence(:t, 'id')"), {"t": table.name}).scalar()
+        if not seq:
+            continue
+        top = conn.execute(select(func.max(table.c.id))).scalar()
+        # setval(seq, n, true): the next id is n + 1; (seq, 1, false): the next id is 1
+        conn.execute(text("SELECT setval(:s, :n, :called)"),
+                     {"s": seq, "n": int(top) if top else 1, "called": bool(top)})
 
 
 def sqlite_file(url: str) -> Path | None:

@@ -22,10 +22,10 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from sqlalchemy import Table, func, insert, select, text, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from kb.store.db import Database, DatabaseUnavailable, describe
+from kb.store.db import Database, DatabaseUnavailable, describe, reset_sequences
 from kb.store.models import AskLog, FaqEdit, FaqEntryRow, FaqMeta, Feedback
 
 log = logging.getLogger(__name__)
@@ -89,11 +89,7 @@ def _read(path: Path, what: str, newest: int, tables: dict[str, dict]) -> tuple[
 
 def _move_sequence(conn, table: Table) -> None:
     """PostgreSQL: the id sequence past the imported ids (SQLite needs nothing)."""
-    if conn.dialect.name != "postgresql":
-        return
-    top = conn.execute(select(func.max(table.c.id))).scalar()
-    if top:
-        conn.execute(text("SELECT setval(pg_get_serial_sequence(:t, 'id'), :n)"), {"t": table.name, "n": top})
+    reset_sequences(conn, [table])
 
 
 def _rename(path: Path) -> None:
