@@ -36,6 +36,7 @@ from app.openai_api import install_openai_schema, make_openai_router
 from app.viewer import make_viewer_router
 from kb.config import Config, ConfigError
 from kb.service import KnowledgeService
+from kb.watch import IndexWatcher
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +71,16 @@ def create_app(config: Config, service: KnowledgeService | None = None) -> FastA
     feedback = open_feedback_store(config)  # created on first use; an old feedback.sqlite3 is imported
     mcp = McpEndpoint(service, MAX_BODY_BYTES)
 
+    watcher = IndexWatcher(service)  # a new index on disk (any server's job, kb ingest) is served
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        async with mcp.lifespan():  # the MCP session manager's task group
-            yield
+        watcher.start()
+        try:
+            async with mcp.lifespan():  # the MCP session manager's task group
+                yield
+        finally:
+            watcher.stop()
 
     app = FastAPI(
         title=config.app.title,

@@ -18,6 +18,15 @@ that index in (nothing is parsed or embedded twice). The job is done after both.
 
 Between jobs the worker checks every ``watch_interval_s`` whether the index on disk is another
 than the one served (a ``kb ingest`` from a shell) and reloads it: the check is two system calls.
+
+Several servers may share one database (and so one ``jobs`` table) and one index folder. A
+server runs the jobs submitted to it; each is claimed with one conditional UPDATE
+(``JobStore.claim``), so no job runs twice, and the index lock keeps two servers' ingests apart.
+Every runner has an id (``runner_id``: host, process, runner) written on its jobs and a
+heartbeat (every ``HEARTBEAT_S``): a server starting up fails only the unfinished jobs whose
+runner is gone (of this process and not running, of a dead process on this host, or silent for
+``STALE_S``), not those another server is running. The other servers serve the new index as
+their own watchers (``kb.watch``, this worker's ``watch_interval_s``) see it appear.
 """
 
 from __future__ import annotations
@@ -25,6 +34,8 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import secrets
+import socket
 import threading
 import time
 import traceback
@@ -39,6 +50,45 @@ STAGES = ("queued", "waiting", "parse", "embed", "calibrate", "faq", "reload", "
 WAITING = "waiting for another ingest"
 PROGRESS_EVERY_S = 0.5  # at most this often is the embedding count written while it climbs
 JOB_NICENESS = 10  # the worker thread runs below the request threads (Linux: per thread)
+HEARTBEAT_S = 10.0  # a runner says it is alive this often (its unfinished jobs' heartbeat_at)
+STALE_S = 90.0  # a runner silent this long is gone: a server starting up fails its jobs
+
+_HOST = socket.gethostname()
+_live: set[str] = set()  # the runners of this process that are started and not stopped
+_live_lock = threading.Lock()
+
+
+def runner_id() -> str:
+    """A new runner's id: ``host:pid:random``."""
+    return f"{_HOST}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def runner_alive(owner: str, heartbeat_at: Any, stale_s: float = STALE_S) -> bool:
+    """Whether the runner ``owner`` (a job's) may still be running it."""
+    host, _, rest = (owner or "").partition(":")
+    pid, _, _token = rest.partition(":")
+    if not host or not pid.isdigit():
+        return False  # written by a version without owners: one server, now stopped
+    if host == _HOST and int(pid) == os.getpid():
+        with _live_lock:
+            return owner in _live
+    if host == _HOST and not _pid_alive(int(pid)):
+        return False
+    if heartbeat_at is None:
+        return False
+    from datetime import UTC, datetime
+
+    return (datetime.now(UTC) - heartbeat_at).total_seconds() < stale_s
 
 
 class CountingEmbedder:
@@ -138,16 +188,23 @@ class JobRunner:
         self._idle = threading.Condition()
         self._pending = 0  # submitted and not finished
         self._running: int | None = None
+        self.id = runner_id()  # written on the jobs it queues and runs
+        self._beat: threading.Thread | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> JobRunner:
         if self._thread is None:
-            abandoned = self.jobs.abandon_unfinished("interrupted: the server stopped before this job finished "
-                                                     "(its files are in the corpus; the next job indexes them)")
+            with _live_lock:
+                _live.add(self.id)
+            abandoned = self.jobs.abandon_unfinished(
+                "interrupted: the server stopped before this job finished (its files are in the corpus; the "
+                "next job indexes them)", alive=lambda row: runner_alive(row.owner, row.heartbeat_at))
             if abandoned:
                 log.warning("jobs left unfinished by a stopped server marked failed: %s", abandoned)
             self._thread = threading.Thread(target=self._loop, name="kb-jobs", daemon=True)
             self._thread.start()
+            self._beat = threading.Thread(target=self._heartbeat, name="kb-jobs-heartbeat", daemon=True)
+            self._beat.start()
         return self
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -156,10 +213,22 @@ class JobRunner:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        if self._beat is not None:
+            self._beat.join(timeout)
+            self._beat = None
+        with _live_lock:
+            _live.discard(self.id)
+
+    def _heartbeat(self) -> None:
+        while not self._stopping.wait(HEARTBEAT_S):
+            try:
+                self.jobs.heartbeat(self.id)
+            except Exception as e:  # noqa: BLE001 - the database is down: say so, try again
+                log.warning("job heartbeat not written: %s", e)
 
     # -- the API --------------------------------------------------------------------------------
     def submit(self, kind: str, actor: str, documents: list[str]) -> Job:
-        job = self.jobs.create(kind, actor, documents)
+        job = self.jobs.create(kind, actor, documents, owner=self.id)
         with self._idle:
             self._pending += 1
         self._queue.put(job.id)
@@ -224,7 +293,9 @@ class JobRunner:
     def _run(self, job_id: int) -> None:
         from kb.service import run_ingest
 
-        self.jobs.started(job_id)
+        if not self.jobs.claim(job_id, self.id):  # failed meanwhile, or taken by another runner
+            log.warning("job %d not run: it is no longer queued", job_id)
+            return
         progress = Progress(lambda stage, data: self.jobs.progress(job_id, stage, data))
         embedder = CountingEmbedder(self.service.embedder, progress.on_embedded)
         ingest = self._ingest or run_ingest

@@ -33,8 +33,8 @@ def keys(db):
 def test_opening_an_empty_database_migrates_it_and_a_second_open_is_a_no_op(tmp_path):
     path = tmp_path / "new" / "kb.sqlite3"  # the folder is made too
     first = Database(f"sqlite:///{path}")
-    assert first.applied == ["0001", "0002", "0003", "0100"]
-    assert current_revision(first.engine) == head_revision() == "0100"
+    assert first.applied == ["0001", "0002", "0003", "0100", "0200"]
+    assert current_revision(first.engine) == head_revision() == "0200"
     assert {"api_keys", "alembic_version"} <= set(inspect(first.engine).get_table_names())
     KeyStore(first).add("kept", "ask")
     first.close()
@@ -44,7 +44,7 @@ def test_opening_an_empty_database_migrates_it_and_a_second_open_is_a_no_op(tmp_
     assert second.applied == []
     assert [k.name for k in KeyStore(second).list()] == ["kept"]
     with second.engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0100"]
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0200"]
     second.close()
     assert path.stat().st_mtime_ns == mtime  # nothing written by the second open
 

@@ -93,6 +93,9 @@ class FaqEntry:
 
 
 FIELDS = tuple(FaqEntry.__dataclass_fields__)
+# a topic is made from a document's section path when none is given: cut to its column (SQLite
+# would keep a longer one, PostgreSQL refuses it)
+TOPIC_CHARS = FaqEntryRow.__table__.c.topic.type.length
 _JSON_FIELDS = ("citations", "alt_questions")
 
 
@@ -192,6 +195,7 @@ class FaqStore:
         if entry.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, not {entry.status!r}")
         entry.citations = check_citations(entry.citations)
+        entry.topic = (entry.topic or "")[:TOPIC_CHARS]
         t = now()
         if not keep_times or not entry.created_at:
             entry.created_at = t
@@ -266,6 +270,8 @@ class FaqStore:
             changes["citations"] = check_citations(changes["citations"])
         if "alt_questions" in changes:
             changes["alt_questions"] = [q.strip() for q in changes["alt_questions"] if q and q.strip()]
+        if changes.get("topic") is not None:
+            changes["topic"] = str(changes["topic"])[:TOPIC_CHARS]
         t = now()
         with self.connect() as db:
             row = self._get_row(db, entry_id)
@@ -288,6 +294,7 @@ class FaqStore:
     def replace(self, entry: FaqEntry, actor: str = "") -> FaqEntry:
         """Overwrite a stored entry with ``entry`` as given, timestamps included (imports)."""
         entry.citations = check_citations(entry.citations)
+        entry.topic = (entry.topic or "")[:TOPIC_CHARS]
         if entry.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, not {entry.status!r}")
         d = entry.to_dict()

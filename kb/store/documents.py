@@ -10,6 +10,7 @@ the models are compared as one schema) and come with the migration ``0100_docume
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,6 +75,10 @@ class JobRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # the server whose runner queued or claimed it (``kb.jobs.runner_id``: host, process, runner)
+    # and when that runner last said it is alive (migration 0200)
+    owner: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 @dataclass(frozen=True)
@@ -204,12 +209,14 @@ class JobStore:
     def __init__(self, db):
         self.db = db
 
-    def create(self, kind: str, actor: str, documents: list[str]) -> Job:
+    def create(self, kind: str, actor: str, documents: list[str], owner: str = "") -> Job:
         if kind not in JOB_KINDS:
             raise ValueError(f"job kind {kind!r}: one of {', '.join(JOB_KINDS)}")
+        now = _now()
         with self.db.session() as s:
             row = JobRow(kind=kind, status="queued", stage="queued", actor=actor,
-                         documents=json.dumps(documents, ensure_ascii=False), created_at=_now())
+                         documents=json.dumps(documents, ensure_ascii=False), created_at=now,
+                         owner=owner[:200], heartbeat_at=now if owner else None)
             s.add(row)
             s.flush()
             return Job.of(row)
@@ -230,6 +237,23 @@ class JobStore:
         with self.db.session() as s:
             s.execute(update(JobRow).where(JobRow.id == job_id).values(status="running", started_at=_now()))
 
+    def claim(self, job_id: int, owner: str) -> bool:
+        """Take a queued job to run it: True for exactly one caller, however many servers share
+        the table (one conditional UPDATE: the database serialises them; a job already running,
+        finished or failed is not taken again)."""
+        now = _now()
+        with self.db.session() as s:
+            done = s.execute(update(JobRow).where(JobRow.id == job_id, JobRow.status == "queued").values(
+                status="running", started_at=now, owner=owner[:200], heartbeat_at=now))
+            return done.rowcount == 1
+
+    def heartbeat(self, owner: str) -> int:
+        """``owner`` is alive: its queued and running jobs are not to be failed by another server
+        starting up. Returns how many jobs it has."""
+        with self.db.session() as s:
+            return s.execute(update(JobRow).where(JobRow.owner == owner, JobRow.status.in_(("queued", "running")))
+                             .values(heartbeat_at=_now())).rowcount
+
     def progress(self, job_id: int, stage: str, progress: dict[str, Any]) -> None:
         with self.db.session() as s:
             s.execute(update(JobRow).where(JobRow.id == job_id).values(
@@ -245,11 +269,14 @@ class JobStore:
                 progress=json.dumps(progress, ensure_ascii=False),
                 result=json.dumps(result or {}, ensure_ascii=False)))
 
-    def abandon_unfinished(self, reason: str) -> list[int]:
+    def abandon_unfinished(self, reason: str, alive: Callable[[JobRow], bool] | None = None) -> list[int]:
         """Jobs a stopped server left queued or running: failed with ``reason`` (the corpus
-        folder holds their files; the next job indexes them)."""
+        folder holds their files; the next job indexes them). ``alive(row)``: whether the
+        server that owns it still runs (``kb.jobs``: its heartbeat is recent); such jobs stay.
+        Without it every unfinished job is failed (one server alone on its database)."""
         with self.db.session() as s:
-            ids = list(s.scalars(select(JobRow.id).where(JobRow.status.in_(("queued", "running")))))
+            rows = s.scalars(select(JobRow).where(JobRow.status.in_(("queued", "running")))).all()
+            ids = [r.id for r in rows if alive is None or not alive(r)]
             if ids:
                 s.execute(update(JobRow).where(JobRow.id.in_(ids)).values(
                     status="failed", stage="failed", error=reason, finished_at=_now()))
