@@ -1,4 +1,4 @@
-"""The ``kb`` command: ingest, search, ask, serve, eval, bench, faq, key, user.
+"""The ``kb`` command: ingest, search, ask, serve, eval, bench, faq, key, user, db.
 
 Expected failures (missing index, bad input, unknown options) print one clear line and exit
 non-zero; they never print a traceback."""
@@ -210,10 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_faq_commands(sub, _common, _config)
-    from kb.store.cli import add_key_commands, add_user_commands
+    from kb.store.cli import add_db_commands, add_key_commands, add_user_commands
 
     add_key_commands(sub, _common, _config)
     add_user_commands(sub, _common, _config)
+    add_db_commands(sub, _common, _config)
     return parser
 
 

@@ -1,7 +1,9 @@
 """``kb key add NAME --scope ask|admin`` (prints the new key, and only it, on stdout),
 ``kb key list`` (never the keys), ``kb key revoke NAME``; ``kb user add NAME --role
 admin|trainer|user`` (the password asked twice, or ``--password-stdin``), ``kb user list``,
-``passwd``, ``disable``, ``enable``. They open the database only: no index, no model."""
+``passwd``, ``disable``, ``enable``; ``kb db migrate --to URL [--from URL] [--force]`` (every row
+of the deployment's database into another: ``kb.store.transfer``). They open the database only:
+no index, no model."""
 
 from __future__ import annotations
 
@@ -219,3 +221,54 @@ def add_user_commands(sub, common: Callable[[argparse.ArgumentParser], None], co
     common(q)
     q.add_argument("name")
     q.set_defaults(func=lambda a: cmd_user_disable(a, config_fn, False))
+
+
+# -- kb db --------------------------------------------------------------------------------------------
+def cmd_db_migrate(args, config_fn) -> int:
+    from kb.faq.store import faq_path
+    from kb.store.db import database_url, describe
+    from kb.store.feedback import legacy_feedback_path
+    from kb.store.legacy import import_faq, import_feedback
+    from kb.store.transfer import copy_database
+
+    cfg = config_fn(args)
+    source = args.source or database_url(cfg)
+    imported: list[str] = []
+
+    def old_files(db) -> None:  # what the server would import on first use, so that nothing stays behind
+        if args.source:
+            return
+        for path, importer in ((legacy_feedback_path(cfg.data_dir), import_feedback), (faq_path(cfg), import_faq)):
+            if path.exists():
+                importer(db, path)
+                imported.append(str(path))
+
+    counts = copy_database(source, args.to, force=args.force, before=old_files)
+    for path in imported:
+        print(f"imported the old file {path} into {describe(source)} first", file=sys.stderr)
+    width = max(len(t) for t in counts)
+    for table, n in counts.items():
+        print(f"{table.ljust(width)}  {n}")
+    from sqlalchemy.engine import make_url
+
+    url = make_url(args.to)
+    shown = url.render_as_string(hide_password=True)
+    print(f"copied {sum(counts.values())} rows of {len(counts)} tables from {describe(source)} into "
+          f"{describe(args.to)}; to use it, set in the config{' (the password for ***)' if url.password else ''}:"
+          f"\n  database_url = \"{shown}\"", file=sys.stderr)
+    return 0
+
+
+def add_db_commands(sub, common: Callable[[argparse.ArgumentParser], None], config_fn) -> None:
+    p = sub.add_parser("db", help="the database: copy a deployment into another (SQLite to PostgreSQL)")
+    dsub = p.add_subparsers(dest="db_command", required=True)
+
+    q = dsub.add_parser("migrate", help="copy every row of this deployment's database into another (e.g. "
+                                         "PostgreSQL), after creating its schema")
+    common(q)
+    q.add_argument("--to", required=True, metavar="URL",
+                   help="the target database, e.g. postgresql+psycopg://kb:secret@db.internal/kb")
+    q.add_argument("--from", dest="source", metavar="URL",
+                   help="the source database (default: the config's database_url, i.e. data/kb.sqlite3)")
+    q.add_argument("--force", action="store_true", help="replace the rows of a target that is not empty")
+    q.set_defaults(func=lambda a: cmd_db_migrate(a, config_fn))
