@@ -196,7 +196,7 @@ def intent_named_by(term: str) -> str | None:
 # -- values ------------------------------------------------------------------------------------
 # asks for a value (an amount, a date, a place, an address) rather than an explanation; "差在哪"
 # asks how things differ, not where
-VALUE = (*HOW_MUCH, *WHEN, r"几(?:个|天|月|年|岁|倍|次|成|号|点|楼|钱)", "百分之几", "什么比例",
+VALUE = (*HOW_MUCH, *WHEN, r"(?<!哪)几(?:个|天|月|年|岁|倍|次|成|号|点|楼|钱)", "百分之几", "什么比例",
          "哪个(?:城市|国家|省|地方|网站)", "哪里", "(?<![差别同])在哪", "价格", "价钱", "网址",
          "电话", "地址", "股价")
 VALUE_QUESTION = re.compile(either(VALUE))
@@ -238,7 +238,8 @@ DURATION_VALUE = re.compile(_NUM + r"\s*(?:个)?(?:天|日|月|年|周|星期|�
 COUNT_ASK = re.compile(r"(?:多少|几)(?:个|名|位)?(?:人|员工|家|名)")
 COUNT_VALUE = re.compile(_NUM + r"\s*(?:个|名|位)?(?:人|家|名)")
 DATE_ASK = re.compile(r"几号|几月几[日号]|哪一?天")
-DATE_VALUE = re.compile(_NUM + r"\s*(?:号|日)|月底|月初|月末|年底|年初|周[一二三四五六日末]|星期[一二三四五六日天]")
+DATE_VALUE = re.compile(_NUM + r"\s*(?:号|日)|月底|月初|月末|年底|年初|周[一二三四五六日末]|星期[一二三四五六日天]"
+                        r"|之日|当日|次日|当天|起算")  # a rule's day: "自用工之日起"
 # A ranking or a figure of the moment ("现在排第一的品牌是哪家"): a real-time fact
 REALTIME_QUESTION = re.compile(r"(?:现在|目前|当前|如今|最新)[^，,。；;？?]{0,12}?(?:排名|排第|第一|最大|最多|最高|最低|哪家)")
 # Personal records no document holds: what is left of *my* leave, *my* badge number.
