@@ -219,3 +219,27 @@ def test_a_second_store_on_the_same_database_sees_revocations(tmp_path, store_ur
     assert server.verify(key) is None
     with server.db.session() as s:
         assert s.scalar(select(ApiKey.revoked_at).where(ApiKey.name == "shared")) is not None
+
+
+def test_a_missing_driver_is_named_with_its_install_line():
+    try:
+        import psycopg2  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("psycopg2 is installed here: no missing driver to show")
+    with pytest.raises(StoreError, match=r'driver is not installed.*pip install -e "\.\[postgres\]"'):
+        Database("postgresql+psycopg2://kb@/kb?host=/nowhere")
+
+
+def test_databases_of_one_postgresql_url_share_one_engine_until_the_last_closes(pg_database):
+    first, second = Database(pg_database), Database(pg_database)
+    assert first.engine is second.engine and first.engine.pool._pre_ping
+    KeyStore(first).add("shared", "ask")
+    first.close()
+    first.close()  # twice: counted once
+    assert [k.name for k in KeyStore(second).list()] == ["shared"]  # still usable
+    second.close()
+    third = Database(pg_database)  # a new engine after the last one closed
+    assert third.engine is not second.engine and [k.name for k in KeyStore(third).list()] == ["shared"]
+    third.close()

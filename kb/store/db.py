@@ -60,7 +60,8 @@ def database_url(config: Any) -> str:
 DRIVER_HINTS = {"postgresql": 'the PostgreSQL driver: pip install -e ".[postgres]" (psycopg 3; use a '
                               'postgresql+psycopg:// URL)'}
 
-_engines: dict[tuple[int, str], Engine] = {}  # non-SQLite engines of this process, by URL
+# non-SQLite engines of this process, by URL: [engine, how many open Databases use it]
+_engines: dict[tuple[int, str], list] = {}
 _engines_lock = threading.Lock()
 
 
@@ -71,14 +72,16 @@ def make_engine(url: str) -> Engine:
         raise StoreError(f"database_url {url!r} is not a database URL (e.g. sqlite:///data/kb.sqlite3)") from None
     backend = parsed.get_backend_name()
     if backend != "sqlite":
-        # one engine (one pool) per database and process, however many stores open it
-        key = (os.getpid(), parsed.render_as_string(hide_password=False))
+        # one engine (one pool) per database and process, however many stores open it; its
+        # connections are closed when the last Database using it is closed
+        key = _engine_key(url)
         with _engines_lock:
-            engine = _engines.get(key)
-            if engine is None:
-                engine = _engines[key] = _create(parsed, {"pool_pre_ping": True, "pool_size": 5,
-                                                          "max_overflow": 10, "pool_recycle": 1800})
-        return engine
+            held = _engines.get(key)
+            if held is None:
+                held = _engines[key] = [_create(parsed, {"pool_pre_ping": True, "pool_size": 5,
+                                                         "max_overflow": 10, "pool_recycle": 1800}), 0]
+            held[1] += 1
+            return held[0]
     kwargs: dict[str, Any] = {}
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -94,6 +97,25 @@ def make_engine(url: str) -> Engine:
             finally:
                 cur.close()
     return engine
+
+
+def _engine_key(url: str) -> tuple[int, str]:
+    return (os.getpid(), url)
+
+
+def release_engine(url: str, engine: Engine) -> None:
+    """A ``Database`` of ``url`` is closed: dispose of its engine unless another still uses it."""
+    key = _engine_key(url)
+    with _engines_lock:
+        held = _engines.get(key)
+        if held is None or held[0] is not engine:
+            engine.dispose()  # SQLite: each Database has its own
+            return
+        held[1] -= 1
+        if held[1] > 0:
+            return
+        del _engines[key]
+    engine.dispose()
 
 
 def _create(parsed, kwargs: dict[str, Any]) -> Engine:
@@ -177,10 +199,14 @@ class Database:
         try:
             self.applied: list[str] = migrate(self.engine)
         except SQLAlchemyError as e:
-            self.engine.dispose()
+            release_engine(url, self.engine)
             raise StoreError(f"the database {self.engine.url.render_as_string(hide_password=True)} cannot "
                              f"be opened: {e.__class__.__name__}: {str(e).splitlines()[0]}") from None
+        except StoreError:
+            release_engine(url, self.engine)
+            raise
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._closed = False
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -189,7 +215,9 @@ class Database:
             yield s
 
     def close(self) -> None:
-        self.engine.dispose()
+        if not self._closed:
+            self._closed = True
+            release_engine(self.url, self.engine)
 
 
 _shared: dict[str, Database] = {}
