@@ -11,12 +11,13 @@ PORT ?= 7860
 
 setup: $(STAMP)
 
+# The ray extra too: tests/test_ray.py runs `kb ingest --executor ray` on real local clusters.
 # torch first, pinned: 2.13.0 is a CPU build on this machine's disk; an unpinned torch would
 # pull a multi-GB CUDA build when sentence-transformers asks for it.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[dev,ray]"
 	touch $(STAMP)
 
 # Debian Chromium and CJK fonts for the browser tests (Playwright drives /usr/bin/chromium;
@@ -53,7 +54,7 @@ test: setup browser-deps postgres-deps
 	if [ $$rc -eq 5 ]; then echo "error: no tests ran"; exit 1; fi; exit $$rc
 
 test-fast: setup
-	$(BIN)/python -m pytest -q -m "not slow and not browser"
+	$(BIN)/python -m pytest -q -m "not slow and not browser and not ray"
 
 lint: setup
 	$(BIN)/ruff check .

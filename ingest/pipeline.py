@@ -170,6 +170,7 @@ def ingest_corpus(
     limits: FileLimits | None = None,
     exclude: Collection[str] = (),
     on_file: FileEvent | None = None,
+    parse_files: Callable[..., None] | None = None,
 ) -> IngestResult:
     """Ingest every supported file under ``corpus``.
 
@@ -179,7 +180,9 @@ def ingest_corpus(
     files are parsed in this process (no time or memory bound). Sources in ``exclude``
     (documents an administrator disabled) are not read: they are listed as skipped with
     ``DISABLED_REASON`` and, when they were indexed before, as removed. ``on_file`` hears of
-    each file as it is reused, queued, parsed or skipped (see ``FileEvent``)."""
+    each file as it is reused, queued, parsed or skipped (see ``FileEvent``). ``parse_files``
+    parses the new and changed files (the shape of ``ingest.worker.run_files``, the default: an
+    executor's ``parse``, ``kb.executors``)."""
     corpus = Path(corpus)
     if not corpus.is_dir():
         raise FileNotFoundError(f"corpus folder not found: {corpus}")
@@ -226,7 +229,7 @@ def ingest_corpus(
                 tell(outcome.source, "parsed", str(len(outcome.chunks or [])))
             bar.update(1)
 
-        run_files(todo, corpus, settings, limits, done)
+        (parse_files or run_files)(todo, corpus, settings, limits, done)
     wall = time.perf_counter() - t_parse
     for path in files:
         source = path.relative_to(corpus).as_posix()

@@ -41,11 +41,13 @@ def _service(cfg: Config, progress: bool = True):
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     from ingest.pipeline import printable
+    from kb.executors import make_executor, with_executor
     from kb.service import run_ingest
 
-    cfg = _config(args)
+    cfg = with_executor(_config(args), args.executor, args.ray_address)
     t0 = time.perf_counter()
-    result, manifest = run_ingest(cfg, progress=not args.quiet)
+    with make_executor(cfg, progress=not args.quiet) as executor:
+        result, manifest = run_ingest(cfg, progress=not args.quiet, executor=executor)
     dt = time.perf_counter() - t0
     c = manifest["counts"]
     print(f"corpus:     {cfg.corpus_dir}")
@@ -69,6 +71,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         print(f"  note: {printable(s.source)}: {s.reason}")
     for s in result.removed:
         print(f"  removed: {printable(s)}")
+    if executor.name != "local":
+        print(f"executor:   {executor.describe()}")
     print(f"time:       {dt:.1f}s")
     return 0
 
@@ -157,6 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ingest", help="ingest the corpus into the index (incremental)")
     _common(p, corpus=True)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--executor", choices=["local", "ray"], default=None,
+                   help="where files are parsed and texts embedded (default: [ingest] executor, local)")
+    p.add_argument("--ray-address", default=None,
+                   help="the Ray cluster for --executor ray: auto, HOST:PORT or ray://HOST:10001 "
+                        "(default: [ingest] ray_address; empty starts one on this machine)")
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("search", help="hybrid search")
@@ -235,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    from kb.executors import ExecutorError
     from kb.index import IndexError_
     from kb.service import BadQuestion, UnknownDocument
 
@@ -251,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     except UnknownDocument as e:
         print(f"kb {args.command}: unknown document {e}", file=sys.stderr)
         return 2
-    except (IndexError_, BadQuestion, ValueError) as e:
+    except (IndexError_, BadQuestion, ValueError, ExecutorError) as e:
         print(f"kb {args.command}: {e}", file=sys.stderr)
         return 2
     except OSError as e:

@@ -31,7 +31,7 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
@@ -60,12 +60,26 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class IngestSettings:
     """Bounds on each file an ingest reads (``max_file_bytes`` and ``max_unpacked_bytes`` are
-    top-level settings)."""
+    top-level settings), and where the work runs (``kb.executors``)."""
 
     __pydantic_config__ = _STRICT
     workers: int = 2  # parser processes (0 = parse in the ingest process, without bounds)
     file_timeout_s: float = 120.0  # a file whose parse takes longer is stopped and skipped
     worker_memory_mb: int = 4096  # address space of a parser process
+    # where files are parsed and texts embedded: "local" (this process and its parser
+    # processes) or "ray" (a Ray cluster, the optional extra: pip install -e ".[ray]")
+    executor: Literal["local", "ray"] = "local"
+    # the Ray cluster: "" starts one on this machine for the ingest; "auto" (the cluster this
+    # machine is a node of), "HOST:PORT" (its GCS address) or "ray://HOST:10001" (Ray Client)
+    ray_address: str = ""
+    ray_cpus: int = 2  # CPUs of the cluster started on this machine (0: all of them)
+    # embedding actors, each with its own copy of the model (the model already uses every core
+    # of its node: one suits a 2-core machine)
+    ray_embed_actors: int = 1
+    # CPUs each embedding actor takes (Ray sets its OMP_NUM_THREADS to it); 0: all of the
+    # largest node's
+    ray_actor_cpus: float = 0
+    ray_batch_size: int = 0  # texts per embedding batch (0: sized for the embedder backend)
 
 
 @dataclass(frozen=True)

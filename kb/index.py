@@ -37,7 +37,6 @@ from pathlib import Path
 import bm25s
 import faiss
 import numpy as np
-from tqdm import tqdm
 
 from ingest.chunk import Heading
 from ingest.models import Chunk, Document
@@ -45,6 +44,8 @@ from ingest.normalize import normalize
 from ingest.pipeline import DocRecord, IngestResult
 from kb import __version__
 from kb.embed.base import Embedder
+from kb.executors.base import Executor
+from kb.executors.local import LocalExecutor
 from kb.segment import Segmenter
 from kb.units import Unit, split_units
 
@@ -84,27 +85,34 @@ def embed_input(text: str) -> str:
     return normalize(text)
 
 
-def _embed_all(embedder: Embedder, texts: list[str], cache: dict[str, np.ndarray], label: str,
-               progress: bool) -> tuple[np.ndarray, list[str], int]:
-    """Vectors for ``texts``, taking cached ones by content hash. Returns vectors, hashes and
-    how many were embedded now."""
-    inputs = [embed_input(t) for t in texts]
-    hashes = [content_hash(embedder.id + "\x00" + t) for t in inputs]
-    vectors = np.zeros((len(texts), embedder.dim), np.float32)
-    todo = []
-    for i, h in enumerate(hashes):
-        v = cache.get(h)
-        if v is not None and v.shape == (embedder.dim,):
+def _embed_all(embedder: Embedder, groups: list[list[str]], cache: dict[str, np.ndarray],
+               executor: Executor) -> list[tuple[np.ndarray, list[str], int]]:
+    """Vectors for each group of ``texts``, taking cached ones by content hash; the others are
+    embedded by ``executor`` in one call. Returns, per group, vectors, hashes and how many were
+    embedded now."""
+    out = []
+    todo: list[tuple[np.ndarray, int, str]] = []  # (group's vectors, row, input)
+    for texts in groups:
+        inputs = [embed_input(t) for t in texts]
+        hashes = [content_hash(embedder.id + "\x00" + t) for t in inputs]
+        vectors = np.zeros((len(texts), embedder.dim), np.float32)
+        missing = 0
+        for i, h in enumerate(hashes):
+            v = cache.get(h)
+            if v is not None and v.shape == (embedder.dim,):
+                vectors[i] = v
+            else:
+                todo.append((vectors, i, inputs[i]))
+                missing += 1
+        out.append((vectors, hashes, missing))
+    if todo:
+        new = np.asarray(executor.embed(embedder, [t for _, _, t in todo]), dtype=np.float32)
+        if new.shape != (len(todo), embedder.dim):
+            raise ValueError(f"the {executor.name} executor returned vectors of shape {new.shape} for "
+                             f"{len(todo)} texts of dimension {embedder.dim}")
+        for (vectors, i, _), v in zip(todo, new, strict=True):
             vectors[i] = v
-        else:
-            todo.append(i)
-    batch = 16
-    with tqdm(total=len(todo), desc=label, unit="text", disable=not progress or not todo, leave=False) as bar:
-        for b in range(0, len(todo), batch):
-            ids = todo[b : b + batch]
-            vectors[ids] = embedder.embed_passages([inputs[i] for i in ids])
-            bar.update(len(ids))
-    return vectors, hashes, len(todo)
+    return out
 
 
 def corpus_words(segmenter: Segmenter, texts: Iterable[str]) -> set[str]:
@@ -224,12 +232,14 @@ def build_index(
     cache: dict[str, np.ndarray] | None = None,
     progress: bool = True,
     finish: Callable[[Path], dict] | None = None,
+    executor: Executor | None = None,
 ) -> dict:
     """Embed and index the retrievable chunks of ``result`` and write the index folder
     atomically. Vectors found in ``cache`` (by content hash) are not embedded again.
     ``finish``, given the complete folder before it is swapped into place, returns what goes
-    into the manifest under ``calibration``. Returns the manifest, with per-stage timings under
-    ``build``."""
+    into the manifest under ``calibration``. ``executor`` embeds the texts the cache lacks
+    (``kb.executors``; default, this process), and is named in the manifest. Returns the
+    manifest, with per-stage timings under ``build``."""
     t_start = time.perf_counter()
     out = Path(out)
     chunks = result.kept_chunks
@@ -241,8 +251,8 @@ def build_index(
     docs = {s: r.document.text for s, r in result.records.items()}
     unit_texts = [docs[chunks[u.chunk].source][u.start : u.end] for u in units]
     t0 = time.perf_counter()
-    vectors, hashes, n_chunks = _embed_all(embedder, texts, cache, "embed chunks", progress)
-    unit_vectors, unit_hashes, n_units = _embed_all(embedder, unit_texts, cache, "embed sentences", progress)
+    (vectors, hashes, n_chunks), (unit_vectors, unit_hashes, n_units) = _embed_all(
+        embedder, [texts, unit_texts], cache, executor or LocalExecutor(progress))
     t_embed = time.perf_counter() - t0
     todo = range(n_chunks + n_units)
 
@@ -292,6 +302,7 @@ def build_index(
             "chunking": chunk_settings,
             "ingest_fingerprint": result.fingerprint,
             "vector_index": kind,
+            "executor": (executor or LocalExecutor).name,
         "bm25": {"k1": BM25_K1, "b": BM25_B},
             "documents": {
                 s: {"sha256": r.document.sha256, "title": r.document.title, "kind": r.document.kind,

