@@ -208,3 +208,12 @@ def test_kb_ingest_in_a_shell_is_served_by_both(servers):
     with a.client() as ca, b.client() as cb:
         wait_until_cited([ca, cb], GYM_Q, GYM[0], timeout=15)
         assert "十二点" in ask(ca, GYM_Q)["answer"] and BUS[0] in cited(ask(cb, BUS_Q))
+
+
+def test_the_latency_bench_of_servers_runs_small(servers, pg_cluster):
+    from kb.bench_servers import run
+
+    _, config, _, _ = servers
+    res = run(pg_cluster.create_database(), requests=4, config=config, warmup=1)
+    assert res["one_server_sqlite"]["n"] == res["two_servers_postgresql"]["n"] == 4
+    assert res["p50_ratio"] > 0 and res["target_p50_ratio"] == 1.10
