@@ -268,3 +268,40 @@ def test_old_files_are_imported_and_new_ids_follow_the_imported_ones(db, tmp_pat
     assert max(h["id"] for h in faq.history(4)) == 3  # the edits' sequence too
     assert not (tmp_path / "feedback.sqlite3").exists() and (tmp_path / "faq.sqlite3.imported").exists()
     assert import_feedback(db, tmp_path / "feedback.sqlite3") == {} and import_faq(db, Path("nothing")) == {}
+
+
+def test_a_database_at_0100_with_jobs_is_upgraded_keeping_them(store_url):
+    """Migration 0200 (jobs.owner, jobs.heartbeat_at) on a database that already holds jobs."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from kb.store.db import (
+        _alembic_config,
+        current_revision,
+        head_revision,
+        make_engine,
+        release_engine,
+    )
+
+    engine = make_engine(store_url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(_alembic_config(conn), "0100")
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO jobs (kind, status, stage, actor, documents, progress, result, error, "
+                              "created_at) VALUES ('upload', 'done', 'done', '王经理', '[\"a.txt\"]', '{}', '{}', '', "
+                              ":t)"), {"t": datetime(2026, 12, 1, 8, 0, tzinfo=UTC)})
+        assert current_revision(engine) == "0100"
+    finally:
+        release_engine(store_url, engine)
+    db = Database(store_url)
+    try:
+        assert db.applied[-1] == head_revision() and "0200" in db.applied
+        (job,) = JobStore(db).list()
+        assert (job.actor, job.documents, job.status) == ("王经理", ["a.txt"], "done")
+        with db.session() as s:
+            row = s.get(JobRow, job.id)
+            assert row.owner == "" and row.heartbeat_at is None
+        assert JobStore(db).create("reindex", "t", []).id == job.id + 1
+    finally:
+        db.close()
