@@ -183,13 +183,16 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def _reason(e: BaseException) -> str:
-    """One line on why a Ray job failed: the user's exception inside a task when there is one,
-    else the first line of Ray's."""
+    """One line on why a Ray job failed: the exception raised in a task when there is one
+    ("ValueError: …"), else the gist of Ray's."""
     cause = getattr(e, "cause", None)
     if isinstance(cause, BaseException) and cause is not e:
         return _reason(cause)
+    if not isinstance(e, ray.exceptions.RayError):  # raised by the work itself
+        first = next((ln.strip() for ln in _ANSI.sub("", str(e)).splitlines() if ln.strip()), "")
+        return f"{type(e).__name__}: {first}"[:300] if first else type(e).__name__
     if _lost_worker(e):
-        return f"a worker was lost mid-job ({type(e).__name__}), also when the work was sent again"
+        return f"a worker was lost mid-job ({type(e).__name__})"
     lines = [ln.strip() for ln in _ANSI.sub("", str(e)).splitlines() if ln.strip()]
     # Ray's task errors start with a "ray::Task() (pid=…)" header and end with the exception
     text = next((ln for ln in reversed(lines) if not ln.startswith(("ray::", "File ", "^"))), "")
@@ -216,9 +219,10 @@ class RayExecutor:
 
     def __init__(self, address: str = "", cpus: int = 2, embed_actors: int = 1, actor_cpus: float = 0,
                  batch_size: int = 128, make_embedder: Callable[[], object] | None = None,
-                 progress: bool = True):
+                 progress: bool = True, retries: int = RETRIES):
         """``make_embedder``: a picklable callable building the embedder on a node (it must
-        give the driver's embedder: same ``id``)."""
+        give the driver's embedder: same ``id``). ``retries``: how many times the texts not
+        embedded yet are sent again after an actor was lost."""
         self.address = address.strip()
         self.cpus = cpus or (os.cpu_count() or 1)
         self.embed_actors = max(1, embed_actors)
@@ -226,6 +230,7 @@ class RayExecutor:
         self.batch_size = max(1, batch_size)
         self.make_embedder = make_embedder
         self.progress = progress
+        self.retries = max(0, retries)
         self.stats = RayStats(address=self.address)
         self._connected = False
         self._contacted = False  # the cluster was used (for describe, after close)
@@ -283,9 +288,10 @@ class RayExecutor:
         ctx.enable_progress_bars = False  # kb's own bars
         ctx.print_on_execution_start = verbose
         ctx.enable_auto_log_stats = False
+        ctx.raise_original_map_exception = True  # the work's own exception, not Ray Data's wrapper
         if not verbose:  # Ray Data's console lines (and its stack traces of user errors): its log file keeps them
             for handler in logging.getLogger("ray.data").handlers:
-                if not isinstance(handler, logging.FileHandler):
+                if type(handler).__name__ == "PlainRayHandler":  # ray._private.log's, to stderr
                     handler.setLevel(logging.CRITICAL)
 
     def _probe(self, host: str, port: int) -> None:
@@ -394,15 +400,16 @@ class RayExecutor:
 
         with tqdm(total=len(unique), desc="embed (ray)", unit="text", disable=not self.progress,
                   leave=False) as bar:
-            for attempt in range(RETRIES + 1):
+            for attempt in range(self.retries + 1):
                 todo = [int(i) for i in np.flatnonzero(~seen)]
                 try:
                     self._run(f"embedding {len(todo)} texts", lambda todo=todo: run(todo, bar),
-                              retry=attempt < RETRIES)
+                              retry=attempt < self.retries)
                     break
                 except _Lost as e:
                     log.warning("a Ray worker was lost while embedding (%s); sending the %d texts not "
-                                "embedded yet again (%d of %d)", e, int((~seen).sum()), attempt + 1, RETRIES)
+                                "embedded yet again (%d of %d)", e, int((~seen).sum()), attempt + 1,
+                                self.retries)
         if not seen.all():
             raise ExecutorError(f"{self._where()} returned {int(seen.sum())} of {len(unique)} vectors; "
                                 "nothing was written")
