@@ -545,9 +545,9 @@ def _bm25s_query_ref(bm: Any, qtokens: Sequence[list[str]]) -> dict[str, Any]:
 # -- the whole run -------------------------------------------------------------------------------
 def run_bench(cfg: Config, n_queries: int = 50, scale: bool = True, progress: bool = True,
               cold_runs: int = 2, ingest: bool = True, http_requests: int = 200,
-              live: dict[str, Any] | None = None) -> dict[str, Any]:
+              live: dict[str, Any] | None = None, ray: bool = True) -> dict[str, Any]:
     """``live``: keyword arguments of ``kb.bench_reindex.live_reindex`` (pages, askers, idle_s),
-    or ``{"skip": True}``."""
+    or ``{"skip": True}``. ``ray``: the Ray ingest against the local one (``kb.bench_ray``)."""
     from kb.index import index_text
     from kb.service import KnowledgeService
 
@@ -586,6 +586,10 @@ def run_bench(cfg: Config, n_queries: int = 50, scale: bool = True, progress: bo
         refs["ingest"] = refs_now()
         res["ingest"] = ingest_throughput(cfg, svc.embedder, svc.segmenter, progress)
         res["ingest_by_format"] = ingest_by_format(cfg, svc.embedder, svc.segmenter, progress)
+        if ray:
+            from kb.bench_ray import ray_vs_local
+
+            res["ray_ingest"] = ray_vs_local(cfg, svc.embedder, svc.segmenter, progress)
         memory["after_ingest"] = peak_rss_mb()
 
     qcache = QueryCache(svc.embedder)
@@ -714,6 +718,11 @@ def bench_markdown(res: dict[str, Any]) -> str:
         out.append(md_table(INGEST_HEADER, _ingest_rows(ing, refs["ingest"])))
         out += ["", "Stages from the manifest's `build` timings; `write` = total minus the other stages. "
                 "Index size on disk: " + ", ".join(f"{k} {_mb(v)}" for k, v in ing["index_bytes"].items())]
+    if res.get("ray_ingest"):
+        from kb.bench_ray import ray_lines
+
+        out += ["", "## Ray ingest on this machine against the local path (cold builds, same run)", ""]
+        out += [f"- {line.strip()}" for line in ray_lines(res["ray_ingest"])]
     out += ["", f"## Latency at corpus scale ({res['queries']} dev-set questions, {res['index']['chunks']} chunks)", ""]
     out.append(md_table(*_latency_table(res["latency"], refs["latency"])))
     oa = res.get("openai_http")
@@ -762,6 +771,13 @@ def print_summary(res: dict[str, Any]) -> None:
         print(refs["ingest"].describe())
         print(text_table(INGEST_HEADER, _ingest_rows(ing, refs["ingest"])))
         print(f"index size on disk: {_mb(ing['index_bytes']['total'])}")
+        print()
+    if res.get("ray_ingest"):
+        from kb.bench_ray import ray_lines
+
+        print("ray ingest on this machine against the local path (cold builds, same run)")
+        for line in ray_lines(res["ray_ingest"]):
+            print(line)
         print()
     byf = res.get("ingest_by_format")
     if byf and byf.get("formats"):
@@ -816,7 +832,8 @@ def main(config: Config, args: Any) -> int:
     res = run_bench(config, n_queries=getattr(args, "queries", 50) or 50,
                     scale=not getattr(args, "no_scale", False), progress=True,
                     http_requests=max(0, getattr(args, "http_requests", 200)),
-                    live={"skip": True} if getattr(args, "no_live", False) else None)
+                    live={"skip": True} if getattr(args, "no_live", False) else None,
+                    ray=not getattr(args, "no_ray", False))
     print_summary(res)
     paths = write_reports(res, Path(getattr(args, "reports", None) or "reports"))
     print()

@@ -208,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, corpus=True)
     p.add_argument("--queries", type=int, default=50)
     p.add_argument("--no-scale", action="store_true", help="skip the 20k-distractor scale run")
+    p.add_argument("--no-ray", action="store_true", help="skip the Ray ingest against the local one")
     p.add_argument("--http-requests", type=int, default=200,
                    help="requests each to /api/ask and /v1/chat/completions over HTTP (0: skip)")
     p.add_argument("--reports", default="reports")

@@ -150,8 +150,10 @@ def _snapshot(index: Path) -> dict:
 def _assert_same_index(ray_cfg, local_cfg) -> None:
     """The Ray-built index equals the local one: files exactly, vectors to float tolerance,
     the manifest but for executor and timings, BM25 and hybrid results."""
+    from kb.bench_ray import index_differences
     from kb.service import KnowledgeService
 
+    assert index_differences(ray_cfg.index_path, local_cfg.index_path) == []  # the bench's check
     a, b = _snapshot(ray_cfg.index_path), _snapshot(local_cfg.index_path)
     for part in ("documents", "chunks", "units", "outline", "words", "hashes"):
         assert a[part] == b[part], part
