@@ -29,7 +29,8 @@ import sys
 import tempfile
 import time
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -332,6 +333,33 @@ class _Unlogged:
         return self._svc.ask(question, history, **{**kwargs, "log": False})
 
 
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """``app`` served by uvicorn on a free loopback port in a thread, for the benchmarks that
+    measure over real HTTP: yields its base URL, stops it on leaving."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the benchmark's HTTP server did not start")
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
 def openai_overhead(svc: Any, n: int = 200, questions: Sequence[str] | None = None,
                     progress: bool = False) -> dict[str, Any]:
     """``POST /api/ask`` and ``POST /v1/chat/completions`` over real HTTP against one in-process
@@ -339,31 +367,16 @@ def openai_overhead(svc: Any, n: int = 200, questions: Sequence[str] | None = No
     off, nothing written to the FAQ ask log), ``n`` requests each, alternating (and alternating
     which goes first) on the same questions; the p50 of each and their difference (issue 15's
     target: at most 5 ms)."""
-    import socket
-    import threading
-
     import httpx
-    import uvicorn
 
     from app.server import create_app
 
     qs = list(questions or svc.starters or ["请病假要走什么流程？"])
     app = create_app(svc.config.replace(app__require_key=False), service=_Unlogged(svc))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the benchmark's HTTP server did not start")
-        time.sleep(0.05)
-    _say(progress, f"http: {n} requests each to /api/ask and /v1/chat/completions, alternating ...")
     rows: dict[str, list[float]] = {"api_ask": [], "v1_chat": []}
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+    with serving(app) as base:
+        _say(progress, f"http: {n} requests each to /api/ask and /v1/chat/completions, alternating ...")
+        with httpx.Client(base_url=base, timeout=60) as client:
             def ask(q: str) -> None:
                 client.post("/api/ask", json={"question": q}).raise_for_status()
 
@@ -379,9 +392,6 @@ def openai_overhead(svc: Any, n: int = 200, questions: Sequence[str] | None = No
                 pair = [("api_ask", ask), ("v1_chat", chat)]
                 for name, fn in pair if i % 2 == 0 else pair[::-1]:
                     rows[name].append(timed(lambda fn=fn, q=q: fn(q))[0])
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
     out: dict[str, Any] = {k: percentiles(v) for k, v in rows.items()}
     diffs = [b - a for a, b in zip(rows["api_ask"], rows["v1_chat"], strict=True)]
     out["n"] = n

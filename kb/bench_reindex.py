@@ -19,7 +19,6 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import socket
 import tempfile
 import threading
 import time
@@ -80,9 +79,9 @@ def live_reindex(cfg: Any, svc: Any, questions: Sequence[str], pages: int = 10, 
     """The section's figures (see the module's doc). ``svc`` lends its embedder (no second model
     load); ``questions`` are what the askers ask, in turn."""
     import httpx
-    import uvicorn
 
     from app.server import create_app
+    from kb.bench import serving
     from kb.service import KnowledgeService
     from kb.store import open_database
     from kb.store.keys import KeyStore
@@ -102,79 +101,66 @@ def live_reindex(cfg: Any, svc: Any, questions: Sequence[str], pages: int = 10, 
         db.close()
         service = KnowledgeService(bcfg, embedder=svc.embedder, progress=False)
         app = create_app(bcfg, service=service)
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 60
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the benchmark's HTTP server did not start")
-            time.sleep(0.05)
-        base = f"http://127.0.0.1:{port}"
-        rows: list[tuple[float, float, int]] = []  # (sent, ms, status)
-        lock = threading.Lock()
-        stop = threading.Event()
+        with serving(app) as base:
+            rows: list[tuple[float, float, int]] = []  # (sent, ms, status)
+            lock = threading.Lock()
+            stop = threading.Event()
 
-        def asker(offset: int) -> None:
-            with httpx.Client(base_url=base, timeout=120) as c:
-                i = offset
-                while not stop.is_set():
-                    q = qs[i % len(qs)]
-                    i += 1
-                    t0 = time.monotonic()
-                    try:
-                        status = c.post("/api/ask", json={"question": q}).status_code
-                    except httpx.HTTPError:
-                        status = -1
-                    with lock:
-                        rows.append((t0, 1000 * (time.monotonic() - t0), status))
+            def asker(offset: int) -> None:
+                with httpx.Client(base_url=base, timeout=120) as c:
+                    i = offset
+                    while not stop.is_set():
+                        q = qs[i % len(qs)]
+                        i += 1
+                        t0 = time.monotonic()
+                        try:
+                            status = c.post("/api/ask", json={"question": q}).status_code
+                        except httpx.HTTPError:
+                            status = -1
+                        with lock:
+                            rows.append((t0, 1000 * (time.monotonic() - t0), status))
 
-        try:
-            with httpx.Client(base_url=base, timeout=120) as warm:
-                for q in qs[:3]:
-                    warm.post("/api/ask", json={"question": q})
-            threads = [threading.Thread(target=asker, args=(k,), daemon=True) for k in range(askers)]
-            say(f"live re-index: {askers} askers, {idle_s:g} s idle ...")
-            t_idle = time.monotonic()
-            for t in threads:
-                t.start()
-            time.sleep(idle_s)
-            data = make_policy_docx(pages)
-            name = f"差旅与住宿管理办法-{pages}页.docx"
-            say(f"live re-index: uploading a {pages}-page docx ({len(data):,} bytes) while they ask ...")
-            admin = httpx.Client(base_url=base, timeout=120, headers={"Authorization": f"Bearer {token}"})
-            t_up = time.monotonic()
-            r = admin.post("/api/admin/documents", files=[("files", (name, data, "application/octet-stream"))])
-            r.raise_for_status()
-            job_id = r.json()["job"]["id"]
-            first_answer_s = None
-            job: dict[str, Any] = {}
-            with httpx.Client(base_url=base, timeout=120) as waiting:
-                while time.monotonic() - t_up < timeout_s:
-                    if first_answer_s is None:
-                        a = waiting.post("/api/ask", json={"question": QUESTION}).json()
-                        if any(c["source"] == name for c in a.get("citations", [])):
-                            first_answer_s = time.monotonic() - t_up
-                    if not job or job.get("status") not in ("done", "failed"):
-                        job = admin.get(f"/api/admin/jobs/{job_id}").json()
-                        if job.get("status") in ("done", "failed"):
-                            t_done = time.monotonic()
-                    if first_answer_s is not None and job.get("status") in ("done", "failed"):
-                        break
-                    if job.get("status") == "failed" or (job.get("status") == "done" and time.monotonic() - t_done > 15):
-                        break  # failed, or done and still not cited after 15 s: reported as such
-                    time.sleep(0.2)
-            admin.close()
-            stop.set()
-            for t in threads:
-                t.join(120)
-        finally:
-            stop.set()
-            server.should_exit = True
-            thread.join(timeout=30)
+            try:
+                with httpx.Client(base_url=base, timeout=120) as warm:
+                    for q in qs[:3]:
+                        warm.post("/api/ask", json={"question": q})
+                threads = [threading.Thread(target=asker, args=(k,), daemon=True) for k in range(askers)]
+                say(f"live re-index: {askers} askers, {idle_s:g} s idle ...")
+                t_idle = time.monotonic()
+                for t in threads:
+                    t.start()
+                time.sleep(idle_s)
+                data = make_policy_docx(pages)
+                name = f"差旅与住宿管理办法-{pages}页.docx"
+                say(f"live re-index: uploading a {pages}-page docx ({len(data):,} bytes) while they ask ...")
+                admin = httpx.Client(base_url=base, timeout=120, headers={"Authorization": f"Bearer {token}"})
+                t_up = time.monotonic()
+                r = admin.post("/api/admin/documents", files=[("files", (name, data, "application/octet-stream"))])
+                r.raise_for_status()
+                job_id = r.json()["job"]["id"]
+                first_answer_s = None
+                job: dict[str, Any] = {}
+                with httpx.Client(base_url=base, timeout=120) as waiting:
+                    while time.monotonic() - t_up < timeout_s:
+                        if first_answer_s is None:
+                            a = waiting.post("/api/ask", json={"question": QUESTION}).json()
+                            if any(c["source"] == name for c in a.get("citations", [])):
+                                first_answer_s = time.monotonic() - t_up
+                        if not job or job.get("status") not in ("done", "failed"):
+                            job = admin.get(f"/api/admin/jobs/{job_id}").json()
+                            if job.get("status") in ("done", "failed"):
+                                t_done = time.monotonic()
+                        if first_answer_s is not None and job.get("status") in ("done", "failed"):
+                            break
+                        if job.get("status") == "failed" or (job.get("status") == "done" and time.monotonic() - t_done > 15):
+                            break  # failed, or done and still not cited after 15 s: reported as such
+                        time.sleep(0.2)
+                admin.close()
+                stop.set()
+                for t in threads:
+                    t.join(120)
+            finally:
+                stop.set()
         if job.get("status") != "done":
             return {"error": f"the upload's job did not complete: {job.get('status')} {job.get('error', '')}".strip()}
         idle = [ms for sent, ms, _ in rows if t_idle <= sent and sent + ms / 1000 < t_up]

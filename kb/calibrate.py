@@ -36,6 +36,7 @@ import numpy as np
 
 from ingest.normalize import in_script
 from kb.answer.scope import PLACES_FILE
+from kb.question import question_parts
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ def calibrate(answerer, heading_questions: Sequence[str], words: Callable[[str],
         for q in qs:
             ev = answerer.evidence(q)
             conf.append(ev.conf)
-            guarded.append(not ev.retrieval.rows or all(answerer.not_addressed(q, ev)))
+            guarded.append(not ev.retrieval.rows or all(answerer.not_addressed(question_parts(q), ev)))
         return conf, guarded
 
     in_conf, in_guarded = measure(ins)

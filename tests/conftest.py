@@ -140,7 +140,6 @@ def real_config(tmp_path_factory, segmenter) -> Config:
     from ingest.pipeline import ingest_corpus
     from kb.embed import make_embedder
     from kb.index import build_index
-
     from kb.service import index_calibrator
 
     tmp = tmp_path_factory.mktemp("real")

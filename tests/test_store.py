@@ -11,7 +11,15 @@ import pytest
 from sqlalchemy import inspect, select, text, update
 
 from kb.config import ConfigError, load_config
-from kb.store import Database, DuplicateKey, KeyStore, StoreError, UnknownKey, database_url, open_key_store
+from kb.store import (
+    Database,
+    DuplicateKey,
+    KeyStore,
+    StoreError,
+    UnknownKey,
+    database_url,
+    open_key_store,
+)
 from kb.store.db import current_revision, head_revision
 from kb.store.models import ApiKey, Base
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -171,11 +172,10 @@ class ExtractiveAnswerer:
         text = " ".join(idx.chunks[r].section + " " + idx.chunks[r].text for r in rows[:3])
         return Evidence(retrieval, tokens, conf, text)
 
-    def not_addressed(self, resolved: str, evidence: Evidence) -> list[list[str]]:
-        """For each part the question asks (``question_parts``), what of it the documents do
-        not address (empty when they may): ``kb.answer.scope``."""
-        return [self.scope.unanswerable(p) + self.scope.unaddressed(p, evidence.text)
-                for p in question_parts(resolved)]
+    def not_addressed(self, parts: Sequence[str], evidence: Evidence) -> list[list[str]]:
+        """For each part a question asks (``question_parts``), what of it the documents do not
+        address (empty when they may): ``kb.answer.scope``."""
+        return [self.scope.unanswerable(p) + self.scope.unaddressed(p, evidence.text) for p in parts]
 
     @property
     def threshold(self) -> float:
@@ -215,9 +215,8 @@ class ExtractiveAnswerer:
         if not rows or conf < self.threshold:
             return self._refuse(question, resolved, script, conf, qvec, t0, t1)
         if self.settings.value_guard:
-            parts_asked = question_parts(resolved) if not _part_call else [resolved]
-            reasons = ([self.scope.unanswerable(resolved) + self.scope.unaddressed(resolved, ev.text)]
-                       if _part_call else self.not_addressed(resolved, ev))
+            parts_asked = [resolved] if _part_call else question_parts(resolved)
+            reasons = self.not_addressed(parts_asked, ev)
             if all(reasons):
                 log.info("refused %r: the documents do not address %s", resolved,
                          "、".join(w for r in reasons for w in r))

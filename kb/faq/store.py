@@ -32,9 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.exc import SQLAlchemyError
 
-from kb.store.db import DatabaseUnavailable, LazyDatabase, database_url
+from kb.store.db import LazyDatabase, database_url
 from kb.store.legacy import import_faq
 from kb.store.models import AskLog, FaqEdit, FaqEntryRow, FaqMeta
 
@@ -158,13 +157,8 @@ class FaqStore:
     @contextmanager
     def connect(self) -> Iterator[Any]:
         """A connection in a transaction: committed on success, rolled back on error."""
-        db = self._db.get()
-        try:
-            with db.engine.begin() as conn:
-                yield conn
-        except SQLAlchemyError as e:
-            raise DatabaseUnavailable(f"the FAQ database {self.path} cannot be used "
-                                      f"({str(e).splitlines()[0]})") from None
+        with self._db.begin() as conn:
+            yield conn
 
     def revision(self) -> int:
         """A counter bumped by every change to an entry: caches compare it to know they are stale."""

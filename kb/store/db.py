@@ -335,3 +335,15 @@ class LazyDatabase:
                     self._importer(db, self.legacy)  # raises DatabaseUnavailable naming the old file
                 self._db = db
         return self._db
+
+    @contextmanager
+    def begin(self) -> Iterator[Any]:
+        """A connection in a transaction (committed on success, rolled back on error); a
+        database error is a ``DatabaseUnavailable`` naming the database."""
+        db = self.get()
+        try:
+            with db.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as e:
+            raise DatabaseUnavailable(f"the {self.what} database {self.name} cannot be used "
+                                      f"({str(e).splitlines()[0]})") from None

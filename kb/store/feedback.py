@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.exc import SQLAlchemyError
 
-from kb.store.db import DatabaseUnavailable, LazyDatabase, database_url
+from kb.store.db import LazyDatabase, database_url
 from kb.store.legacy import import_feedback
 from kb.store.models import Feedback
 
@@ -56,13 +55,8 @@ class FeedbackStore:
 
     @contextmanager
     def _connect(self) -> Iterator[Any]:
-        db = self._db.get()
-        try:
-            with db.engine.begin() as conn:
-                yield conn
-        except SQLAlchemyError as e:
-            raise DatabaseUnavailable(f"the feedback database {self.path} cannot be used "
-                                      f"({str(e).splitlines()[0]})") from None
+        with self._db.begin() as conn:
+            yield conn
 
     def _run(self, fn: Callable[[Any], T]) -> T:
         with self._connect() as conn:
