@@ -20,6 +20,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 from conftest_app import ADMIN_TOKEN, STARTERS, XSS_IMG, LiveServer, tiny_config
 from test_browser import ARGS, CHROMIUM, SHOTS, TIMEOUT, mark_is_a_slice
 from test_legacy_import import FAQ_V1, FAQ_V2
@@ -338,7 +339,7 @@ def test_two_widgets_on_a_portal_page(visit, site, client):
     p = box(panel)
     assert p["y"] + p["height"] <= a["y"] and abs(p["x"] + p["width"] - (a["x"] + a["width"])) <= 1
     frame = page.frame_locator("iframe[title='人事问答']")
-    assert frame.locator("#kb-title").inner_text() == "人事问答"
+    expect(frame.locator("#kb-title")).to_have_text("人事问答")
     assert style(frame.locator(".kb-head"), "backgroundColor") == "rgb(10, 125, 68)"
 
     question = "差旅报销的流程是什么？"
@@ -385,7 +386,7 @@ def test_two_widgets_on_a_portal_page(visit, site, client):
     assert page.locator("iframe").count() == 1
     fin.click()
     other = page.frame_locator("iframe[title='财务问答']")
-    assert other.locator("#kb-title").inner_text() == "财务问答"
+    expect(other.locator("#kb-title")).to_have_text("财务问答")
     other.locator(".kb-chip").first.wait_for()
     assert other.locator(".kb-user").count() == 0
     assert style(other.locator(".kb-head"), "backgroundColor") == "rgb(180, 35, 24)"
@@ -443,12 +444,12 @@ def test_hostile_widget_options_are_neither_run_nor_applied(visit, site, client)
     page.goto(portal.url + "/hostile.html")
     frame = page.frame_locator("iframe")
     frame.locator(".kb-bot details.kb-cite").first.wait_for()  # the question is asked, as text
-    assert frame.locator(".kb-user").inner_text() == "<script>alert(2)</script>差旅报销的流程是什么？"
+    expect(frame.locator(".kb-user")).to_have_text("<script>alert(2)</script>差旅报销的流程是什么？")
     # the title is text: in the button's name, the frame's name and the embed page's header
     button = page.get_by_role("button", name="关闭：" + XSS_IMG)
     button.wait_for()
     assert page.locator("iframe").get_attribute("title") == XSS_IMG
-    assert frame.locator("#kb-title").inner_text() == XSS_IMG
+    expect(frame.locator("#kb-title")).to_have_text(XSS_IMG)
     assert page.locator("img").count() == 0 and frame.locator("img").count() == 0
     # the colour, layer, offset and position fall back to their defaults
     assert style(button, "backgroundColor") == DEFAULT_BG
