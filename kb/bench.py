@@ -39,6 +39,7 @@ import numpy as np
 from ingest.models import Chunk
 from kb.config import Config
 from kb.evaluate import DEV_PATH, QueryCache, ask_quietly, load_dev, md_table, text_table
+from kb.index import CHUNK_VECTORS
 
 REF_EMBED = "embed"
 REF_BM25 = "bm25s"
@@ -137,9 +138,12 @@ def bm25s_reference(tokens: Sequence[list[str]], queries: Sequence[list[str]]) -
 STAGES = ("load", "clean", "chunk", "dedup", "embed", "segment", "index", "write")
 
 
-def ingest_throughput(cfg: Config, embedder: Any, segmenter: Any, progress: bool) -> dict[str, Any]:
+def ingest_throughput(cfg: Config, embedder: Any, segmenter: Any, progress: bool,
+                      chunk_vectors: str | None = None) -> dict[str, Any]:
     """A cold build of the corpus into a temporary folder (everything embedded), then an
-    unchanged re-ingest of the same folder (everything reused)."""
+    unchanged re-ingest of the same folder (everything reused). ``chunk_vectors``: how chunk
+    vectors are made (default: the configured way)."""
+    chunk_vectors = chunk_vectors or cfg.embedder.chunk_vectors
     from ingest.pipeline import ingest_corpus
     from kb.index import build_index, load_index
     from kb.service import file_limits
@@ -150,7 +154,8 @@ def ingest_throughput(cfg: Config, embedder: Any, segmenter: Any, progress: bool
         t0 = time.perf_counter()
         result = ingest_corpus(cfg.corpus_dir, cfg.chunking, progress=False, limits=file_limits(cfg))
         manifest = build_index(result, embedder, segmenter, out, cfg.chunking.as_dict(),
-                               flat_max=cfg.retrieval.flat_index_max, cache=None, progress=progress)
+                               flat_max=cfg.retrieval.flat_index_max, cache=None, progress=progress,
+                               chunk_vectors=chunk_vectors)
         wall = time.perf_counter() - t0
         b = manifest["build"]
         stages = {s: float(b.get(s, 0.0)) for s in STAGES if s != "write"}
@@ -164,9 +169,11 @@ def ingest_throughput(cfg: Config, embedder: Any, segmenter: Any, progress: bool
         again = ingest_corpus(cfg.corpus_dir, cfg.chunking, old.records(),
                               old.manifest.get("ingest_fingerprint", ""), progress=False, limits=file_limits(cfg))
         m2 = build_index(again, embedder, segmenter, out, cfg.chunking.as_dict(),
-                         flat_max=cfg.retrieval.flat_index_max, cache=old.cached_vectors(), progress=False)
+                         flat_max=cfg.retrieval.flat_index_max, cache=old.cached_vectors(), progress=False,
+                         chunk_vectors=chunk_vectors)
         rewall = time.perf_counter() - t1
     return {
+        "chunk_vectors": chunk_vectors,
         "documents": docs, "characters": chars, "chunks": manifest["counts"]["retrievable_chunks"],
         "units": manifest["counts"]["units"], "embedded_texts": manifest["counts"]["embedded"],
         "stages_s": {k: round(v, 4) for k, v in stages.items()},
@@ -216,7 +223,8 @@ def ingest_by_format(cfg: Config, embedder: Any, segmenter: Any, progress: bool)
         result = IngestResult(records={k: rec for k, (rec, _) in mine.items()})
         with tempfile.TemporaryDirectory(prefix=f"kb-bench-{kind}-") as tmp:
             m = build_index(result, embedder, segmenter, Path(tmp) / "index", cfg.chunking.as_dict(),
-                            flat_max=cfg.retrieval.flat_index_max, cache=None, progress=False)
+                            flat_max=cfg.retrieval.flat_index_max, cache=None, progress=False,
+                            chunk_vectors=cfg.embedder.chunk_vectors)
         stages = {**parse, **{st: float(m["build"].get(st, 0.0)) for st in ("dedup", "embed", "segment", "index")}}
         total = sum(stages.values())
         out["formats"][kind] = {
@@ -595,6 +603,8 @@ def run_bench(cfg: Config, n_queries: int = 50, scale: bool = True, progress: bo
     if ingest:
         refs["ingest"] = refs_now()
         res["ingest"] = ingest_throughput(cfg, svc.embedder, svc.segmenter, progress)
+        other = next(m for m in CHUNK_VECTORS if m != cfg.embedder.chunk_vectors)
+        res["ingest_other"] = ingest_throughput(cfg, svc.embedder, svc.segmenter, progress, other)
         res["ingest_by_format"] = ingest_by_format(cfg, svc.embedder, svc.segmenter, progress)
         if ray:
             from kb.bench_ray import ray_vs_local
@@ -679,6 +689,15 @@ def _ingest_rows(ing: dict[str, Any], refs: Refs) -> list[list[Any]]:
     return rows
 
 
+def _other_line(ing: dict[str, Any], other: dict[str, Any]) -> str:
+    """The cold build with chunk vectors made the other way, against the configured one."""
+    ratio = other["total_s"] / ing["total_s"] if ing["total_s"] else None
+    return (f"Chunk vectors `{other['chunk_vectors']}` (same run): total {other['total_s']} s, "
+            f"{other['chars_per_s']:,} chars/s, embed {other['stages_s'].get('embed', 0)} s, "
+            f"{other['embedded_texts']} texts embedded; "
+            f"{ratio:.2f}x the time of `{ing['chunk_vectors']}`" if ratio else "")
+
+
 def _cold_rows(cs: dict[str, Any], refs: Refs) -> list[list[Any]]:
     rows = []
     for i, run in enumerate(cs["runs"], 1):
@@ -728,6 +747,8 @@ def bench_markdown(res: dict[str, Any]) -> str:
         out.append(md_table(INGEST_HEADER, _ingest_rows(ing, refs["ingest"])))
         out += ["", "Stages from the manifest's `build` timings; `write` = total minus the other stages. "
                 "Index size on disk: " + ", ".join(f"{k} {_mb(v)}" for k, v in ing["index_bytes"].items())]
+        if res.get("ingest_other"):
+            out += ["", _other_line(ing, res["ingest_other"])]
     if res.get("ray_ingest"):
         from kb.bench_ray import ray_lines
 
@@ -781,6 +802,8 @@ def print_summary(res: dict[str, Any]) -> None:
         print(refs["ingest"].describe())
         print(text_table(INGEST_HEADER, _ingest_rows(ing, refs["ingest"])))
         print(f"index size on disk: {_mb(ing['index_bytes']['total'])}")
+        if res.get("ingest_other"):
+            print(_other_line(ing, res["ingest_other"]))
         print()
     if res.get("ray_ingest"):
         from kb.bench_ray import ray_lines

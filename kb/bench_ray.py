@@ -76,7 +76,7 @@ def ray_vs_local(cfg: Config, embedder: Any = None, segmenter: Any = None, progr
                                parse_files=executor.parse)
         manifest = build_index(result, embedder, segmenter, out, cfg.chunking.as_dict(),
                                flat_max=cfg.retrieval.flat_index_max, cache=None, progress=False,
-                               executor=executor)
+                               executor=executor, chunk_vectors=cfg.embedder.chunk_vectors)
         return time.perf_counter() - t0, manifest, result
 
     with tempfile.TemporaryDirectory(prefix="kb-bench-ray-") as tmp:

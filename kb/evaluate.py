@@ -456,7 +456,8 @@ def variant_index(svc: Any, max_chars: int, progress: bool = False) -> tuple[Any
     result = ingest_corpus(cfg.corpus_dir, settings, previous, previous_fp,
                            progress=False, limits=file_limits(cfg))
     manifest = build_index(result, svc.embedder, svc.segmenter, path, settings.as_dict(),
-                           flat_max=cfg.retrieval.flat_index_max, cache=cache, progress=progress)
+                           flat_max=cfg.retrieval.flat_index_max, cache=cache, progress=progress,
+                           chunk_vectors=cfg.embedder.chunk_vectors)
     return load_index(path, svc.embedder.id, svc.segmenter.fingerprint), manifest
 
 

@@ -12,6 +12,8 @@ Layout of an index folder::
     words.txt         the corpus's words and short runs of words (``Segmenter.phrases``): what a
                       question's words are matched against as words by the scope guard
     unit_vectors.npy  one row per unit
+    section_vectors.npy  one row per distinct section path, when chunk vectors are made from
+                      units (``chunk_vectors = "units"``)
     hashes.json       content hash of each row's embedded text: the embedding cache key
     faiss.index       exact inner product, or HNSW past ``flat_index_max`` vectors
     bm25/             bm25s index over jieba tokens
@@ -60,6 +62,13 @@ FORMAT_VERSION = 4
 BM25_K1 = 1.2
 BM25_B = 0.75
 MANIFEST = "manifest.json"
+# How chunk vectors are made: "embedded" (each chunk embedded as a whole, then each of its
+# sentences again: every character embedded about twice) or "units" (only the sentences and
+# the distinct section paths are embedded; a chunk's vector is the length-weighted mean of its
+# units' vectors plus SECTION_WEIGHT times its section path's vector, normalised: about half
+# the embedding work). See eval/README.md for the measured effect on each corpus.
+CHUNK_VECTORS = ("embedded", "units")
+SECTION_WEIGHT = 0.5
 
 
 class IndexError_(Exception):
@@ -186,11 +195,35 @@ def _read_outline(folder: Path) -> dict[str, list[Heading]]:
 
 
 def _vector_cache(folder: Path, vectors: np.ndarray, unit_vectors: np.ndarray) -> dict[str, np.ndarray]:
-    """Vectors keyed by the hash of the embedder's id and the embedded text (``hashes.json``)."""
+    """Vectors keyed by the hash of the embedder's id and the embedded text (``hashes.json``);
+    chunk vectors made from units are keyed apart, so they never stand in for embedded ones."""
     hashes = json.loads((folder / "hashes.json").read_text())
     cache = dict(zip(hashes["chunks"], vectors, strict=True))
     cache.update(zip(hashes["units"], unit_vectors, strict=True))
+    if hashes.get("sections"):
+        cache.update(zip(hashes["sections"], np.load(folder / "section_vectors.npy"), strict=True))
     return cache
+
+
+def chunk_vectors_from_units(chunks: list[Chunk], units: list[Unit], unit_vectors: np.ndarray,
+                             section_vectors: dict[str, np.ndarray]) -> np.ndarray:
+    """Each chunk's vector from its units' vectors (mean weighted by length) and its section
+    path's vector (weight ``SECTION_WEIGHT``), L2-normalised."""
+    dim = unit_vectors.shape[1]
+    sums = np.zeros((len(chunks), dim), np.float64)
+    weights = np.zeros(len(chunks), np.float64)
+    for u, v in zip(units, unit_vectors, strict=True):
+        w = max(1, u.end - u.start)
+        sums[u.chunk] += w * v
+        weights[u.chunk] += w
+    out = np.zeros((len(chunks), dim), np.float32)
+    for i, c in enumerate(chunks):
+        v = sums[i] / weights[i] if weights[i] else np.zeros(dim)
+        if c.section and c.section in section_vectors:
+            v = v + SECTION_WEIGHT * section_vectors[c.section]
+        norm = np.linalg.norm(v)
+        out[i] = v / norm if norm > 0 else v
+    return out
 
 
 def _read_documents_and_chunks(folder: Path) -> tuple[dict[str, Document], list[Chunk]]:
@@ -233,9 +266,10 @@ def build_index(
     progress: bool = True,
     finish: Callable[[Path], dict] | None = None,
     executor: Executor | None = None,
+    chunk_vectors: str = "embedded",
 ) -> dict:
     """Embed and index the retrievable chunks of ``result`` and write the index folder
-    atomically. Vectors found in ``cache`` (by content hash) are not embedded again.
+    atomically. ``chunk_vectors``: one of ``CHUNK_VECTORS`` (how chunk vectors are made). Vectors found in ``cache`` (by content hash) are not embedded again.
     ``finish``, given the complete folder before it is swapped into place, returns what goes
     into the manifest under ``calibration``. ``executor`` embeds the texts the cache lacks
     (``kb.executors``; default, this process), and is named in the manifest. Returns the
@@ -250,9 +284,19 @@ def build_index(
         units.extend(split_units(c, row, first_list_id=(max((u.list_id for u in units), default=-1) + 1)))
     docs = {s: r.document.text for s, r in result.records.items()}
     unit_texts = [docs[chunks[u.chunk].source][u.start : u.end] for u in units]
+    if chunk_vectors not in CHUNK_VECTORS:
+        raise ValueError(f"unknown chunk_vectors {chunk_vectors!r}: use one of {', '.join(CHUNK_VECTORS)}")
+    sections = sorted({c.section for c in chunks if c.section}) if chunk_vectors == "units" else []
     t0 = time.perf_counter()
-    (vectors, hashes, n_chunks), (unit_vectors, unit_hashes, n_units) = _embed_all(
-        embedder, [texts, unit_texts], cache, executor or LocalExecutor(progress))
+    if chunk_vectors == "units":
+        (unit_vectors, unit_hashes, n_units), (section_vectors, section_hashes, n_chunks) = _embed_all(
+            embedder, [unit_texts, sections], cache, executor or LocalExecutor(progress))
+        vectors = chunk_vectors_from_units(chunks, units, unit_vectors, dict(zip(sections, section_vectors, strict=True)))
+        hashes = [content_hash(f"units-mean:{SECTION_WEIGHT}\x00{embedder.id}\x00{embed_input(t)}") for t in texts]
+    else:
+        (vectors, hashes, n_chunks), (unit_vectors, unit_hashes, n_units) = _embed_all(
+            embedder, [texts, unit_texts], cache, executor or LocalExecutor(progress))
+        section_vectors, section_hashes = np.zeros((0, embedder.dim), np.float32), []
     t_embed = time.perf_counter() - t0
     todo = range(n_chunks + n_units)
 
@@ -283,6 +327,8 @@ def build_index(
                 fh.write(json.dumps(c.to_dict(), ensure_ascii=False) + "\n")
         np.save(tmp / "vectors.npy", vectors)
         np.save(tmp / "unit_vectors.npy", unit_vectors)
+        if section_hashes:
+            np.save(tmp / "section_vectors.npy", section_vectors)
         with open(tmp / "units.jsonl", "w", encoding="utf-8") as fh:
             for u in units:
                 fh.write(json.dumps([u.chunk, u.start, u.end, u.kind, u.list_id]) + "\n")
@@ -290,14 +336,14 @@ def build_index(
             for source, rec in result.records.items():
                 for h in rec.outline:
                     fh.write(json.dumps([source, *h.to_list()], ensure_ascii=False) + "\n")
-        (tmp / "hashes.json").write_text(json.dumps({"chunks": hashes, "units": unit_hashes}))
+        (tmp / "hashes.json").write_text(json.dumps({"chunks": hashes, "units": unit_hashes, "sections": section_hashes}))
         (tmp / "words.txt").write_text("\n".join(sorted(words)), encoding="utf-8")
         faiss.write_index(findex, str(tmp / "faiss.index"))
         bm25.save(str(tmp / "bm25"), show_progress=False)
         manifest = {
             "format_version": FORMAT_VERSION,
             "app_version": __version__,
-            "embedder": {"id": embedder.id, "dim": embedder.dim},
+            "embedder": {"id": embedder.id, "dim": embedder.dim, "chunk_vectors": chunk_vectors},
             "dictionary": segmenter.fingerprint,
             "chunking": chunk_settings,
             "ingest_fingerprint": result.fingerprint,
@@ -319,7 +365,8 @@ def build_index(
                 "skipped": len(result.skipped),
                 "units": len(units),
                 "embedded": len(todo),
-                "reused_vectors": len(chunks) + len(units) - len(todo),
+                "sections": len(sections),
+                "reused_vectors": len(units) + (len(sections) if chunk_vectors == "units" else len(chunks)) - len(todo),
             },
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "build": {

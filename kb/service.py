@@ -178,7 +178,7 @@ def _ingest_locked(config: Config, embedder: Embedder | None, segmenter: Segment
     manifest = build_index(
         result, embedder, segmenter, config.index_path, config.chunking.as_dict(),
         flat_max=config.retrieval.flat_index_max, cache=cache, progress=progress, finish=finish,
-        executor=executor,
+        executor=executor, chunk_vectors=config.embedder.chunk_vectors,
     )
     # approved FAQ entries citing a changed or removed document are flagged for review; a
     # damaged FAQ database is reported, and the new index (already in place) stands

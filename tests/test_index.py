@@ -77,7 +77,7 @@ def test_manifest_records_how_the_index_was_built(tiny_config, segmenter):
     assert on_disk == manifest
     assert manifest["format_version"] == FORMAT_VERSION
     assert manifest["app_version"] == __version__
-    assert manifest["embedder"] == {"id": "hashing:char-1-2gram:256", "dim": 256}
+    assert manifest["embedder"] == {"id": "hashing:char-1-2gram:256", "dim": 256, "chunk_vectors": "embedded"}
     assert manifest["dictionary"] == segmenter.fingerprint
     assert manifest["chunking"] == tiny_config.chunking.as_dict()
     assert manifest["vector_index"] == "flat-ip"
@@ -217,6 +217,50 @@ def test_reingest_reuses_cached_vectors(tiny_config, segmenter):
     # cached vectors are the very vectors a fresh embedding gives
     fresh = HashingEmbedder().embed_passages([embed_input(index_text(c)) for c in index.chunks])
     assert np.allclose(index.vectors, fresh, atol=1e-6)
+
+
+def test_chunk_vectors_made_from_units_embed_each_text_once(tiny_config, segmenter):
+    """``embedder.chunk_vectors = "units"``: only the sentences and the section paths are
+    embedded; a chunk's vector is the length-weighted mean of its units' vectors plus half its
+    section path's vector, normalised; re-ingest reuses them, and going back to embedded chunk
+    vectors embeds the chunks (a derived vector never stands in for an embedded one)."""
+    cfg = tiny_config.replace(embedder__chunk_vectors="units")
+    recording = RecordingEmbedder()
+    _, manifest = run_ingest(cfg, recording, segmenter, progress=False)
+    index = load_index(cfg.index_path)
+    assert manifest["embedder"]["chunk_vectors"] == "units"
+    units = {embed_input(index.unit_text(i)) for i in range(len(index.units))}
+    sections = {embed_input(c.section) for c in index.chunks if c.section}
+    assert sections and set(recording.embedded) == units | sections
+    assert len(recording.embedded) == len(set(recording.embedded)) == manifest["counts"]["embedded"]
+    assert not {embed_input(index_text(c)) for c in index.chunks if c.section} & set(recording.embedded)
+
+    plain = HashingEmbedder()
+    for row, chunk in enumerate(index.chunks):
+        mine = [i for i, u in enumerate(index.units) if u.chunk == row]
+        lengths = np.array([index.units[i].end - index.units[i].start for i in mine], float)
+        texts = [embed_input(index.unit_text(i)) for i in mine]
+        expected = (lengths[:, None] * plain.embed_passages(texts)).sum(0) / lengths.sum()
+        if chunk.section:
+            expected = expected + 0.5 * plain.embed_passages([embed_input(chunk.section)])[0]
+        assert np.allclose(index.vectors[row], expected / np.linalg.norm(expected), atol=1e-5)
+    # retrieval over them: the expense question finds the expense rules
+    svc = KnowledgeService(cfg, progress=False)
+    assert svc.search("差旅费报销需要哪些材料", k=1, mode="dense")[0].source == EXPENSE
+
+    again = RecordingEmbedder()
+    _, unchanged = run_ingest(cfg, again, segmenter, progress=False)
+    assert again.embedded == [] and unchanged["counts"]["embedded"] == 0
+    assert np.array_equal(load_index(cfg.index_path).vectors, index.vectors)
+
+    back = RecordingEmbedder()
+    _, embedded = run_ingest(tiny_config, back, segmenter, progress=False)
+    fresh = load_index(tiny_config.index_path)
+    assert embedded["embedder"]["chunk_vectors"] == "embedded"
+    assert {embed_input(index_text(c)) for c in fresh.chunks} <= set(back.embedded)
+    assert not units & set(back.embedded)  # the units' vectors are still reused
+    wanted = plain.embed_passages([embed_input(index_text(c)) for c in fresh.chunks])
+    assert np.allclose(fresh.vectors, wanted, atol=1e-6)
 
 
 def test_an_index_of_another_format_still_lends_its_vectors(tiny_config, segmenter):

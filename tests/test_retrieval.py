@@ -246,7 +246,7 @@ def test_sentence_transformers_embedder_offline(tmp_path, tiny_corpus, segmenter
     embedder = make_embedder(cfg.embedder)
     assert embedder.id == f"sentence-transformers:{model_dir}" and embedder.dim == 384
     _, manifest = run_ingest(cfg, embedder, segmenter, progress=False)
-    assert manifest["embedder"] == {"id": embedder.id, "dim": 384}
+    assert manifest["embedder"] == {"id": embedder.id, "dim": 384, "chunk_vectors": "embedded"}
     index = load_index(cfg.index_path, embedder.id)
     assert np.allclose(np.linalg.norm(index.vectors, axis=1), 1.0, atol=1e-5)
 
