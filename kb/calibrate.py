@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ingest.normalize import in_script
-from kb.answer.scope import PLACES_FILE
+from kb.answer.scope import ORGANISATIONS_FILE, PLACES_FILE
 from kb.question import question_parts
 
 log = logging.getLogger(__name__)
@@ -57,10 +57,12 @@ SCHEME = 3
 
 
 def bank_fingerprint(path: Path = BANK_FILE) -> str:
-    """The bank, the place list and the scheme: what the fitted figures depend on here."""
+    """The bank, the place and organisation lists and the scheme: what the fitted figures
+    depend on here."""
     h = hashlib.sha256(f"scheme {SCHEME}".encode())
     h.update(path.read_bytes())
     h.update(PLACES_FILE.read_bytes())
+    h.update(ORGANISATIONS_FILE.read_bytes())
     return h.hexdigest()[:16]
 
 

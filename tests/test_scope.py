@@ -72,3 +72,23 @@ def test_presence_is_read_from_the_index_vocabulary(guard):
     # 推广 occurs but 广会 does not, so 推广会 cannot
     assert not guard.in_corpus("推广会")
     assert guard.in_corpus("kpi")  # a glossary term
+
+
+@pytest.mark.parametrize(("question", "missing"), [
+    ("华为的市场部和销售部是怎么分工的?", ["华为"]),  # jieba tags 华为 as a person's name (nr)
+    ("字节跳动的市场部和销售部怎么分工?", ["字节跳动"]),  # jieba cuts it apart (字节|跳动)
+    ("市场部用钉钉怎么审批广告投放?", ["钉钉"]),  # a platform, not an organisation
+])
+def test_listed_organisations_and_platforms_the_corpus_never_names(guard, question, missing):
+    assert guard.unanswerable(question) == missing
+
+
+def test_a_listed_name_the_corpus_does_use_is_answerable(segmenter):
+    corpus = CORPUS + ["华为的市场部负责品牌，销售部负责回款。"]
+    words = set().union(*(segmenter.phrases(text) for text in corpus))
+    bigrams = {t for text in corpus for t in segmenter.tokens(text)}
+    guard = ScopeGuard(segmenter.tokenizer, words, bigrams=bigrams)
+    assert guard.unanswerable("华为的市场部和销售部是怎么分工的?") == []
+    # and a list handed in replaces the shipped one
+    mine = ScopeGuard(segmenter.tokenizer, words, bigrams=bigrams, organisations=["艾奇公司"])
+    assert mine.unanswerable("字节跳动的市场部和销售部怎么分工?") == []

@@ -20,8 +20,8 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import expect
 from conftest_app import ADMIN_TOKEN, STARTERS, XSS_IMG, LiveServer, tiny_config
+from playwright.sync_api import expect
 from test_browser import ARGS, CHROMIUM, SHOTS, TIMEOUT, mark_is_a_slice
 from test_legacy_import import FAQ_V1, FAQ_V2
 

@@ -9,7 +9,8 @@ cannot be answered from it, whatever else matches. Likewise
 - a question anchored to a time ("今年的年会在哪开", "2027年…": ``TIME_ANCHOR``) or asking for a
   prediction ("明年年假会调整吗": ``FUTURE_QUESTION``), unless the chosen evidence names that
   time: rules state what holds, not what will happen;
-- another organisation the corpus never names (腾讯, 华为: a name jieba's dictionary tags as one);
+- another organisation, platform or product the corpus never names (腾讯, 华为, 钉钉: a name
+  jieba's dictionary tags as one, or one listed in ``kb/data/organisations.txt``);
 - a question about one's own records ("我还剩几天年假": ``PERSONAL_QUESTION``), which no document
   holds.
 
@@ -53,12 +54,18 @@ _NOUN_FLAGS = ("n", "vn")  # n, nr, ns, nt, nz, vn …
 COMMON_WORD_FREQ = 10
 _PLACE_SUFFIX = re.compile(r"[\u4e00-\u9fff]{1,6}(?:国|省|市|县|州)$")
 PLACES_FILE = Path(__file__).resolve().parents[1] / "data" / "places.txt"
+ORGANISATIONS_FILE = Path(__file__).resolve().parents[1] / "data" / "organisations.txt"
+
+
+def load_names(path: Path) -> frozenset[str]:
+    """The names listed in a word-list file (``#`` lines are comments), normalised."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return frozenset(normalize(w) for line in lines if not line.startswith("#") for w in line.split())
 
 
 def load_places(path: Path = PLACES_FILE) -> frozenset[str]:
-    """The place names of ``kb/data/places.txt`` (``#`` lines are comments)."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return frozenset(w for line in lines if not line.startswith("#") for w in line.split())
+    """The place names of ``kb/data/places.txt``."""
+    return load_names(path)
 _CJK = re.compile(r"[\u4e00-\u9fff]+")
 _LATIN = re.compile(r"[a-z][a-z0-9+#.-]*[a-z0-9+#]")  # normalised text is lower case
 
@@ -68,13 +75,16 @@ class ScopeGuard:
     ``bigrams``: its character pairs (the BM25 vocabulary)."""
 
     def __init__(self, tokenizer: jieba.Tokenizer, words: Container[str], known_terms: Iterable[str] = (),
-                 places: Iterable[str] | None = None, bigrams: Container[str] | None = None):
+                 places: Iterable[str] | None = None, bigrams: Container[str] | None = None,
+                 organisations: Iterable[str] | None = None):
         self._tk = tokenizer
         self._pos = jieba.posseg.POSTokenizer(tokenizer)
         self._words = words
         self._bigrams = bigrams  # the corpus's character pairs (the BM25 vocabulary has them)
         self._known = {normalize(t) for t in known_terms}
         self._places = frozenset(places) if places is not None else load_places()
+        self._organisations = (frozenset(organisations) if organisations is not None
+                               else load_names(ORGANISATIONS_FILE))
         # (word, flag) pairs of a normalised question; several checks read one question
         self._cut = functools.lru_cache(maxsize=512)(lambda q: tuple((p.word, p.flag) for p in self._pos.cut(q)))
 
@@ -132,8 +142,13 @@ class ScopeGuard:
         """Organisations the question names that the corpus never does: a dictionary word
         tagged as one (nt) or as a proper name (nz: 腾讯, 华为). (A name found by its kind,
         "…公司", was tried and dropped: "能给公司", "关联公司" are no names.)"""
-        return [w for w, f in self._cut(q) if f in ("nt", "nz") and len(w) >= 2 and self._common(w)
-                and not self.in_corpus(w)]
+        tagged = [w for w, f in self._cut(q) if f in ("nt", "nz") and len(w) >= 2 and self._common(w)
+                  and not self.in_corpus(w)]
+        # and the well-known ones of kb/data/organisations.txt, which jieba tags as anything
+        # (华为 nr, 京东 ns) or cuts apart (字节|跳动)
+        listed = [n for n in self._organisations if n in q and not self.in_corpus(n)
+                  and not any(n in t for t in tagged)]
+        return tagged + sorted(listed, key=q.find)
 
     def _missing_foreign_terms(self, q: str) -> list[str]:
         """Latin-script names in the (normalised) question (VPN, Excel, iPhone) found nowhere in
