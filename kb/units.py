@@ -93,10 +93,13 @@ def split_units(chunk: Chunk, row: int, first_list_id: int = 0) -> list[Unit]:
     A line that enumerates inline ("一是…;二是…;三是…", "解决方案:1.xx;2.yy") gives one item
     per enumerated part."""
     units: list[Unit] = []
-    list_id = first_list_id - 1
+    counter = first_list_id - 1  # the last list id handed out
+    list_id = counter
     in_list = False
     last_number: int | None = None
     open_bullet = ""  # ...but goes on at the next item with the same bullet
+    indent = 0  # of the open list's items
+    outer: list[tuple[int, int | None, str, int]] = []  # the lists a nested list sits in
     pos = 0
     for line in chunk.text.split("\n"):
         ls = pos
@@ -115,15 +118,31 @@ def split_units(chunk: Chunk, row: int, first_list_id: int = 0) -> list[Unit]:
             in_list = False
             last_number = None
             open_bullet = ""
+            outer = []
             continue
         is_item = kind == "item" or bool(_ENUM_START.match(text))
         number = item_number(text) if is_item else None
-        follows_on = follows(last_number, number)
-        restarted = number is not None and last_number is not None and number <= last_number
         glyph = text[0] if is_item and text[0] in BULLETS else ""
-        same_bullets = bool(glyph) and glyph == open_bullet  # "●…" again after an explanation
+        depth = s - ls  # the line's indentation
+        if is_item and in_list and depth > indent:
+            # an indented item under an item ("1. **反馈原则**" / "   - 及时性…"): a list of its
+            # own, nested in the open one, which goes on after it
+            outer.append((list_id, last_number, open_bullet, indent))
+            counter += 1
+            list_id, last_number, open_bullet, indent = counter, None, "", depth
+            follows_on, restarted, same_bullets = True, False, True
+        else:
+            # an item as far left as an outer list's items is back in that list
+            while is_item and outer and depth <= outer[-1][3]:
+                list_id, last_number, open_bullet, indent = outer.pop()
+            follows_on = follows(last_number, number)
+            restarted = number is not None and last_number is not None and number <= last_number
+            same_bullets = bool(glyph) and glyph == open_bullet  # "●…" again after an explanation
         if is_item and ((not in_list and not follows_on and not same_bullets) or restarted):
-            list_id += 1
+            counter += 1
+            list_id = counter
+            indent = depth
+            outer = []
         if is_item:
             in_list = True
             last_number = number
@@ -141,7 +160,9 @@ def split_units(chunk: Chunk, row: int, first_list_id: int = 0) -> list[Unit]:
         if inline_list:
             tail = text[pieces[-1][0]:].lstrip()  # the last enumerated part
             if not is_item:
-                list_id += 1
+                counter += 1
+                list_id = counter
+                outer = []
                 last_number = item_number(tail)
                 open_bullet = tail[0] if tail[:1] and tail[0] in BULLETS else ""
             elif marker_style(tail) == marker_style(text):

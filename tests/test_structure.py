@@ -10,6 +10,7 @@ import pytest
 from conftest import hashing_config
 
 from kb.answer.structure import DocumentStructure
+from kb.config import load_config
 from kb.service import KnowledgeService
 
 # long enough that the chunker (max 120 characters here) splits the list over several chunks
@@ -96,3 +97,52 @@ def test_a_title_only_item_brings_its_explanation(tmp_path: Path):
     item = unit_of(s, "1.信息沟通")
     assert s.title_only(item)
     assert texts(s, s.with_bodies([item])) == ["1.信息沟通", "销售部是接触"]
+
+
+NESTED = (
+    "# 过程管理\n\n## 及时反馈\n\n"
+    "1. **反馈原则**\n   - 及时性：问题发现即反馈\n   - 具体性：针对具体行为和结果\n   - 建设性：着眼解决方案\n"
+    "2. **反馈方式**\n   - 一对一谈话\n   - 书面总结报告\n"
+    "3. **反馈技巧**\n   - 注重语气和态度\n   - 强调改进方向\n\n"
+    "## 结果评估\n\n评估要客观，以数据为准。\n"
+)
+
+
+@pytest.fixture(scope="module")
+def nested(tmp_path_factory) -> KnowledgeService:
+    """A Markdown guide with lists nested under labelled items, indexed with the real model
+    (a few seconds: twenty short texts)."""
+    tmp = tmp_path_factory.mktemp("nested")
+    corpus = tmp / "corpus"
+    corpus.mkdir()
+    (corpus / "guide.md").write_text(NESTED, encoding="utf-8")
+    cfg = load_config(None, data_dir=tmp / "data", corpus_dir=corpus, domain_dir="")
+    return KnowledgeService(cfg, progress=False)
+
+
+@pytest.mark.slow
+def test_a_nested_list_is_named_by_the_item_it_hangs_under(nested):
+    s = nested.answerer.structure
+    label, first = unit_of(s, "1. **反馈原则**"), unit_of(s, "- 及时性")
+    assert s.parent_item(first) == label and s.nested_under(unit_of(s, "- 建设性")) == label
+    assert s.parent_item(label) is None
+    assert s.above(s.index.units[first].chunk, first) == [label]
+    assert s.list_topic(s.index.units[first].chunk, first) == "反馈原则"
+    assert texts(s, s.sublist(label)) == ["- 及时性：", "- 具体性：", "- 建设性："]
+    # a title over a nested list brings its items
+    assert texts(s, s.with_bodies([label, unit_of(s, "2. **反馈方式**")])) == [
+        "1. **反", "- 及时性：", "- 具体性：", "- 建设性：", "2. **反", "- 一对一谈", "- 书面总结"]
+
+
+@pytest.mark.slow
+def test_a_question_naming_a_nested_list_gets_its_items_and_they_slice(nested):
+    a = nested.ask("反馈原则有哪几条？").to_dict()
+    assert a["answered"], a["answer"]
+    lines = a["answer"].splitlines()
+    assert "反馈原则" in lines[0]
+    assert [ln.split(" [")[0] for ln in lines[1:4]] == [
+        "- 及时性：问题发现即反馈", "- 具体性：针对具体行为和结果", "- 建设性：着眼解决方案"]
+    assert not any("一对一谈话" in ln for ln in lines)
+    text = nested.index.documents["guide.md"].text
+    for c in a["citations"]:
+        assert text[c["start"] : c["end"]] == c["quote"]

@@ -80,3 +80,17 @@ def test_a_different_bullet_starts_another_list():
     text = "●甲。\n说明。\n◆乙。"
     items = [lid for kind, lid, _ in units_of(text) if kind == "item"]
     assert items[0] != items[1]
+
+
+def test_an_indented_list_under_an_item_is_a_list_of_its_own():
+    text = ("### 及时反馈\n1. **反馈原则**\n   - 及时性：问题发现即反馈\n   - 具体性：针对具体行为\n"
+            "2. **反馈方式**\n   - 一对一谈话\n   - 书面总结报告\n3. **反馈技巧**\n   - 注重语气")
+    items = [(lid, t) for kind, lid, t in units_of(text) if kind == "item"]
+    outer = [lid for lid, t in items if t[0].isdigit()]
+    assert len(set(outer)) == 1  # 1. 2. 3. stay one list across the lists nested under them
+    nested = [lid for lid, t in items if t.startswith("-")]
+    assert nested[0] == nested[1] != nested[2] == nested[3] != nested[4]
+    assert not set(nested) & set(outer)
+    # a bullet at the items' own indentation is no nested list
+    flat = [lid for kind, lid, _ in units_of("1. 甲\n- 乙\n- 丙") if kind == "item"]
+    assert flat[1] == flat[2]

@@ -40,6 +40,7 @@ MAX_CITATION_CHARS = 260  # consecutive units of one document merge into one cit
 HUBNESS_WEIGHT = 0.25  # how much of a unit's closeness to questions in general is discounted
 HUBNESS_K = 10  # ...measured over its nearest heading questions
 LIST_LEXICAL_WEIGHT = 0.3  # the question's rare words in a list's label and items
+LIST_NAMED_BONUS = 0.05  # a list whose name the question says in full
 WRONG_KIND_PENALTY = 0.1  # a causes list for a how-question, a remedies list for a why-question
 
 
@@ -144,6 +145,12 @@ class ExtractiveAnswerer:
         """IDF-weighted share of the question's terms found in the given chunks."""
         chunks = self.parts.index.chunks
         return self._idf_share(tokens, " ".join(chunks[r].section + chunks[r].text for r in rows))
+
+    def _names_in_full(self, name: str, question: str) -> bool:
+        """Every word (two characters or more) of a list's name ``name`` is in ``question``."""
+        words = [w for w in self.parts.segmenter.words(normalize(outline.heading_name(name))) if len(w) >= 2]
+        q = normalize(question)
+        return bool(words) and all(w in q for w in words)
 
     def _idf_share(self, tokens: list[str], text: str) -> float:
         """IDF-weighted share of ``tokens`` (repeats count again) found in ``text``."""
@@ -269,7 +276,8 @@ class ExtractiveAnswerer:
             # a list whose heading matches the question answers it whole; for a plain fact
             # question the heading must be the very best match
             chosen, lead_topic = self._pick_list(
-                scored, cand_rows, unit_cos, strict=shape in ("fact", "why"), shape=shape, tokens=tokens
+                scored, cand_rows, unit_cos, strict=shape in ("fact", "why"), shape=shape, tokens=tokens,
+                question=resolved,
             )
             if not chosen and shape in ("list", "how"):
                 # the items under the heading of a best passage that names what is asked
@@ -338,9 +346,12 @@ class ExtractiveAnswerer:
         return chosen
 
     def _pick_list(self, scored: dict[int, float], rows: list[int], unit_cos: dict[int, float],
-                   strict: bool = False, shape: str = "list", tokens: list[str] | None = None) -> tuple[list[int], str]:
+                   strict: bool = False, shape: str = "list", tokens: list[str] | None = None,
+                   question: str = "") -> tuple[list[int], str]:
         """The list (numbered items under one heading) that best answers the question: its
-        heading or lead line should match the question, and its items should too."""
+        heading or lead line should match the question, and its items should too; a list
+        whose own name the question says in full ("反馈原则有哪几条" over the list under
+        "1. **反馈原则**") counts more."""
         idx = self.parts.index
         lists: dict[tuple[int, int], list[int]] = {}
         for u in scored:
@@ -371,6 +382,8 @@ class ExtractiveAnswerer:
             lexical = self._idf_share(distinct, label + " ".join(idx.unit_text(u) for u in members))
             dense = 0.6 * max(topic, vals[0] - 0.02) + 0.4 * float(np.mean(vals[:3])) - 0.02 * rows.index(row)
             s = dense + LIST_LEXICAL_WEIGHT * lexical
+            if question and self._names_in_full(self.structure.list_topic(row, first), question):
+                s += LIST_NAMED_BONUS
             if s > best_rank:
                 best_key, best_rank, best_score, best_topic = (row, lid), s, dense, topic
                 holds_best = vals[0] >= top_raw
@@ -509,7 +522,9 @@ class ExtractiveAnswerer:
             limit = _POINT_MAX + 40 * (len(run) - 1)
             # a list item keeps its head (its title), prose keeps the part about the question
             focus = [] if first.kind == "item" else terms
-            points.append(f"- {shorten(text, limit, focus)} [{cite_of[run[0]]}]")
+            # an item of a list nested under a chosen item is indented under it
+            bullet = "  -" if self.structure.nested_under(run[0]) in chosen else "-"
+            points.append(f"{bullet} {shorten(text, limit, focus)} [{cite_of[run[0]]}]")
         lead = in_script("根据资料：", script) if intro else self._lead(shape, topic, len(points), script)
         return "\n".join([lead] + ([intro] if intro else []) + points), citations
 

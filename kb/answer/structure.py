@@ -181,6 +181,9 @@ class DocumentStructure:
         """The (at most three) non-list units right above a list in its chunk, after any
         earlier list: its heading, lead line or introducing sentence."""
         idx = self.index
+        parent = self.parent_item(first_item)
+        if parent is not None:
+            return [parent]  # a nested list is named by the item it hangs under
         out: list[int] = []
         for u in idx.units_of_chunk.get(row, []):
             if idx.units[u].end > idx.units[first_item].start:
@@ -198,6 +201,53 @@ class DocumentStructure:
                     out = tail
         return out[-3:]
 
+    def _indent(self, u: int) -> int:
+        """How far the line of unit ``u`` is indented."""
+        idx = self.index
+        unit = idx.units[u]
+        text = idx.documents[idx.chunks[unit.chunk].source].text
+        line = text.rfind("\n", 0, unit.start) + 1
+        return len(text[line : unit.start]) - len(text[line : unit.start].lstrip(" \t\u3000"))
+
+    def parent_item(self, first_item: int) -> int | None:
+        """The item a nested list hangs under ("1. **反馈原则**" above "   - 及时性…"): the
+        nearest item before the list's first item, in its chunk and another list, on a line
+        indented less, with at most two explaining sentences between them."""
+        idx = self.index
+        unit = idx.units[first_item]
+        prev = first_item - 1
+        while prev >= 0 and first_item - prev <= 3 and idx.units[prev].chunk == unit.chunk:
+            p = idx.units[prev]
+            if p.kind == "item" and p.list_id >= 0 and p.list_id != unit.list_id:
+                return prev if self._indent(first_item) > self._indent(prev) else None
+            if p.kind != "sentence":
+                return None
+            prev -= 1
+        return None
+
+    def nested_under(self, u: int) -> int | None:
+        """The item the list of item ``u`` is nested under, if it is a nested list."""
+        idx = self.index
+        unit = idx.units[u]
+        if unit.kind != "item" or unit.list_id < 0:
+            return None
+        first = next(i for i in idx.units_of_chunk[unit.chunk] if idx.units[i].list_id == unit.list_id)
+        return self.parent_item(first)
+
+    def sublist(self, u: int) -> list[int]:
+        """The items of the list nested under item ``u`` (in its chunk), if any."""
+        idx = self.index
+        nxt = u + 1
+        while nxt < len(idx.units) and idx.units[nxt].chunk == idx.units[u].chunk:
+            if idx.units[nxt].kind == "item":
+                if self.nested_under(nxt) != u:
+                    return []
+                return self._items(idx.units[nxt].chunk, idx.units[nxt].list_id)
+            if idx.units[nxt].kind != "sentence":
+                return []
+            nxt += 1
+        return []
+
     def names_list(self, u: int) -> bool:
         """A heading, a lead line or an announcing sentence: what names the list below it."""
         return self.index.units[u].kind in ("heading", "lead") or bool(ANNOUNCER.search(self.index.unit_text(u)))
@@ -205,6 +255,9 @@ class DocumentStructure:
     def list_topic(self, row: int, first_item: int) -> str:
         """The lead line or heading right above a list, as a topic for the lead sentence."""
         idx = self.index
+        parent = self.parent_item(first_item)
+        if parent is not None:
+            return strip_marker(idx.unit_text(parent)).replace("**", "").replace("__", "").strip().rstrip(":： ")
         above = [u for u in self.above(row, first_item) if len(idx.unit_text(u)) <= 30 and self.names_list(u)]
         if above:
             # the shortest heading above the list names it best ("(一)市场部经理的职责")
@@ -293,15 +346,20 @@ class DocumentStructure:
 
     def with_bodies(self, chosen: list[int]) -> list[int]:
         """A list item that is only a title ("1.信息沟通方面。") brings the first sentence that
-        explains it, so the point says something."""
+        explains it, or the list nested under it, so the point says something."""
         idx = self.index
         out: list[int] = []
         for u in chosen:
+            if u in out:
+                continue
             out.append(u)
             nxt = u + 1
             if (self.title_only(u) and self.adjacent(u, nxt) and nxt not in chosen
                     and idx.units[nxt].kind == "sentence"):
                 out.append(nxt)
+            elif self.title_only(u):
+                # a title over a nested list ("1. **反馈原则**" / "- 及时性…"): its items
+                out += [i for i in self.sublist(u) if i not in out]
         return out
 
     def adjacent(self, a: int, b: int) -> bool:
