@@ -106,6 +106,8 @@ class RetrievalSettings:
     dense_weight: float = 1.0
     candidates: int = 50  # hits taken from each retriever before fusion
     use_glossary: bool = True
+    # also the workplace synonyms shipped in kb/data/glossary.tsv (社保 → 社会保险, 裁员 → 裁减人员)
+    generic_glossary: bool = True
     glossary_weight: float = 0.1  # BM25 weight of glossary synonyms relative to the question's own terms
     strip_question_words: bool = True
     flat_index_max: int = 50_000  # above this many vectors, FAISS HNSW instead of exact search

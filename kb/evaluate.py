@@ -417,12 +417,12 @@ class QueryCache:
 
 
 def _retriever(svc: Any, index: Any, setup: Setup, embedder: Any, reranker: Any) -> Any:
-    from kb.query import QueryProcessor, load_glossary
+    from kb.query import QueryProcessor, glossary_groups
     from kb.retriever import HybridRetriever
 
     cfg = svc.config
     settings = dataclasses.replace(cfg.retrieval, **dict(setup.retrieval))
-    glossary = load_glossary(cfg.glossary) if settings.use_glossary else []
+    glossary = glossary_groups(cfg.glossary, settings.generic_glossary) if settings.use_glossary else []
     queries = QueryProcessor(glossary, settings.strip_question_words)
     return HybridRetriever(index, embedder, svc.segmenter, queries, settings,
                            reranker if setup.rerank else None)
@@ -785,7 +785,7 @@ def evaluate_bench(config: Config, name: str, limit: int | None = None,
     from kb.benchdata import ingest_records, load_bench, texts_digest
     from kb.embed import make_embedder
     from kb.index import build_index, content_hash, embed_input, index_text, load_index
-    from kb.query import QueryProcessor, load_glossary
+    from kb.query import QueryProcessor, glossary_groups
     from kb.retriever import HybridRetriever
     from kb.segment import Segmenter
 
@@ -831,7 +831,7 @@ def evaluate_bench(config: Config, name: str, limit: int | None = None,
         for n in names:
             setup = make_setup(n)
             settings = dataclasses.replace(config.retrieval, **dict(setup.retrieval))
-            gl = load_glossary(config.glossary) if settings.use_glossary else []
+            gl = glossary_groups(config.glossary, settings.generic_glossary) if settings.use_glossary else []
             retr = HybridRetriever(index, qcache, segmenter, QueryProcessor(gl, settings.strip_question_words),
                                    settings, None)
             _say(progress, f"retrieval: {n}")

@@ -13,6 +13,15 @@ from kb.question import strip_question_words
 _PUNCT = re.compile(r"[?？!！。,，、:：;；\"'“”‘’()（）\[\]【】<>《》…·~～]+")
 
 
+GENERIC_GLOSSARY = Path(__file__).resolve().parent / "data" / "glossary.tsv"
+
+
+def glossary_groups(domain: Path | None, generic: bool = True) -> list[tuple[str, ...]]:
+    """The domain's synonym groups, then (``generic``) the shipped workplace ones."""
+    groups = load_glossary(domain) + (load_glossary(GENERIC_GLOSSARY) if generic else [])
+    return list(dict.fromkeys(groups))
+
+
 def load_glossary(path: Path | None) -> list[tuple[str, ...]]:
     """Synonym groups from a TSV file (one group per line; ``#`` comments); none for ``None``
     (a domain without a glossary)."""

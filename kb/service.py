@@ -50,7 +50,7 @@ from kb.index import (
     read_manifest,
     read_previous,
 )
-from kb.query import QueryProcessor, load_glossary
+from kb.query import GENERIC_GLOSSARY, QueryProcessor, glossary_groups
 from kb.rerank import make_reranker
 from kb.retriever import HybridRetriever
 from kb.segment import Segmenter
@@ -196,7 +196,7 @@ def answer_parts(config: Config, index: KnowledgeIndex, embedder: Embedder, segm
     """What an answerer over ``index`` works with: the query processor (glossary), the hybrid
     retriever and the starter questions (the config's or the domain's, else the corpus's
     headings)."""
-    glossary = load_glossary(config.glossary) if glossary is None else glossary
+    glossary = glossary_groups(config.glossary, config.retrieval.generic_glossary) if glossary is None else glossary
     queries = QueryProcessor(glossary if config.retrieval.use_glossary else [], config.retrieval.strip_question_words)
     retriever = HybridRetriever(index, embedder, segmenter, queries, config.retrieval,
                                 make_reranker(config.retrieval.reranker))
@@ -210,7 +210,8 @@ def calibration_key(config: Config, result: IngestResult, embedder: Embedder, se
     bank, and the retrieval and answer settings."""
     parts = [result.fingerprint, sorted((s, r.document.sha256) for s, r in result.records.items()),
              embedder.id, segmenter.fingerprint, bank_fingerprint(), __version__,
-             dataclasses.asdict(config.retrieval), dataclasses.asdict(config.answer), str(config.glossary)]
+             dataclasses.asdict(config.retrieval), dataclasses.asdict(config.answer), str(config.glossary),
+             GENERIC_GLOSSARY.read_text(encoding="utf-8") if config.retrieval.generic_glossary else ""]
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -321,7 +322,7 @@ class KnowledgeService:
                 raise
             log.info("no index at %s: building it from %s", config.index_path, config.corpus_dir)
             run_ingest(config, self.embedder, self.segmenter, progress=progress)
-        self.glossary = load_glossary(config.glossary)
+        self.glossary = glossary_groups(config.glossary, config.retrieval.generic_glossary)
         self.followup = FollowupResolver(config.domain.entities, self.segmenter.tokenizer)
         self._reload_lock = threading.Lock()
         self.served: Served = self._load()

@@ -7,13 +7,14 @@ import dataclasses
 
 import numpy as np
 import pytest
-from conftest import EXPENSE, LEAVE, MARKETING, TINY_CORPUS
+from conftest import EXPENSE, LEAVE, MARKETING, TINY_CORPUS, hashing_config
 
 from kb import fusion
 from kb.config import load_config
 from kb.index import index_text, load_index
 from kb.query import QueryProcessor, load_glossary
 from kb.retriever import HybridRetriever
+from kb.service import KnowledgeService
 
 GLOSSARY = load_glossary(load_config(None).glossary)
 
@@ -258,3 +259,36 @@ def test_sentence_transformers_embedder_offline(tmp_path, tiny_corpus, segmenter
     # an English model knows little Chinese: hybrid search still lands in the right document
     hits = svc.search("报销流程", k=2)
     assert hits[0].source == EXPENSE and hits[0].dense_rank is not None
+
+
+def test_the_shipped_workplace_glossary_comes_after_the_domain_one(tmp_path):
+    from kb.query import GENERIC_GLOSSARY, glossary_groups
+
+    domain = tmp_path / "g.tsv"
+    domain.write_text("年假\t带薪假\n", encoding="utf-8")
+    groups = glossary_groups(domain)
+    assert groups[0] == ("年假", "带薪假") and ("社会保险", "社保", "五险") in groups
+    assert glossary_groups(domain, generic=False) == [("年假", "带薪假")]
+    assert glossary_groups(None) == load_glossary(GENERIC_GLOSSARY)
+    q = QueryProcessor(glossary_groups(None)).process("公司要裁员得走什么程序")
+    assert "裁减人员" in q.expansions
+
+
+def test_a_colloquial_word_finds_the_written_one(tmp_path):
+    """社保 in the question, 社会保险 in the rules: the shipped glossary bridges them; a
+    synonym counts as known to the scope guard only where its written term is in the corpus."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "rules.txt").write_text(
+        "员工手册\n第一条 用人单位应当自用工之日起三十日内为职工办理社会保险登记。\n"
+        "第二条 差旅费用凭发票报销，超过三个月的发票不予报销。\n"
+        "第三条 新员工入职须参加岗前培训，培训不合格的不得上岗。\n", encoding="utf-8")
+    svc = KnowledgeService(hashing_config(tmp_path / "data", corpus), progress=False)
+    hit = svc.search("社保要多久内办好", k=1, mode="bm25")[0]
+    assert "社会保险登记" in hit.quote
+    off = KnowledgeService(hashing_config(tmp_path / "data2", corpus, retrieval__generic_glossary=False),
+                           progress=False)
+    assert not any("社会保险" in h.quote for h in off.search("社保要多久内办好", k=1, mode="bm25"))
+    scope = svc.answerer.scope
+    assert scope.unanswerable("社保登记要多少天内办？") == []  # 社保 = 社会保险, which the rules name
+    assert "医保" in scope.unanswerable("医保登记要多少天内办？")  # 医疗保险 is nowhere in them

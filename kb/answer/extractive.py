@@ -110,10 +110,10 @@ class ExtractiveAnswerer:
                     self._df[token] = int(indptr[tid + 1] - indptr[tid])
         self._n_docs = max(len(idx.chunks), 1)
         self.structure = DocumentStructure(idx)
-        self.scope = ScopeGuard(
-            parts.segmenter.tokenizer, idx.words, [t for group in parts.queries.groups for t in group],
-            bigrams=idx.bm25.vocab_dict,
-        )
+        # a synonym counts as known when its group's written term is in the corpus (社保 where
+        # the documents say 社会保险), not otherwise
+        known = [t for group in parts.queries.groups if any(normalize(x) in idx.words for x in group) for t in group]
+        self.scope = ScopeGuard(parts.segmenter.tokenizer, idx.words, known, bigrams=idx.bm25.vocab_dict)
         self._suggestions: list[str] | None = None
         self._suggestion_vectors: np.ndarray | None = None
         self.related(None)  # embed the suggestions now, not on the first refusal
