@@ -232,8 +232,23 @@ FUTURE_QUESTION = re.compile(
 _NUM = r"(?:\d+(?:\.\d+)?|[零〇一二两三四五六七八九十百千万半]+)"
 PERCENT_ASK = re.compile(r"百分之几|百分之多少|百分比|什么比例|多大比例|多少比例|比例[^，,。；;？?]{0,4}?是多少|几成|占多少|几个点|多少个点")
 PERCENT_VALUE = re.compile(r"百分之|\d\s*%|％|分之|" + _NUM + r"\s*(?:倍|成)|比例")
+# a share asked as a number ("百分之多少", "几个点") is answered by a number, not by "按比例"
+PERCENT_NUMBER_ASK = re.compile(r"百分之几|百分之多少|几成|几个点|多少个点|多少比例|多大比例|比例[^，,。；;？?]{0,4}?是多少")
+PERCENT_NUMBER = re.compile(r"百分之" + _NUM + r"|\d\s*[%％]|" + _NUM + r"\s*分之\s*" + _NUM + "|" + _NUM + r"\s*(?:倍|成)")
 DURATION_ASK = re.compile(r"多久|多长时间|多少(?:个)?(?:天|日|月|年|周|小时|工作日)|几(?:个)?(?:天|日|月|年|周|小时|工作日)")
 DURATION_VALUE = re.compile(_NUM + r"\s*(?:个)?(?:天|日|月|年|周|星期|小时|工作日)")
+# the unit a question asks a length in ("几天" days): a passage answers it with a number of
+# that unit ("十五日内"), not with another length ("连续工作一年以上")
+_DURATION_UNITS = {"天": "天|日|工作日", "日": "天|日|工作日", "工作日": "工作日|天|日", "月": "月",
+                   "年": "年", "周": "周|星期", "小时": "小时"}
+_DURATION_UNIT_VALUES = {k: re.compile(_NUM + r"\s*(?:个)?(?:" + v + ")") for k, v in _DURATION_UNITS.items()}
+
+
+def duration_value(ask: str) -> re.Pattern:
+    """What a passage answering the length question ``ask`` (a ``DURATION_ASK`` match) holds:
+    a number of the unit asked, or of any unit for 多久 / 多长时间."""
+    unit = next((u for u in ("工作日", "小时", "天", "日", "月", "年", "周") if ask.endswith(u)), None)
+    return _DURATION_UNIT_VALUES[unit] if unit else DURATION_VALUE
 # a head count ("多少人") and a day of the month ("几号交"): what passages giving one hold
 COUNT_ASK = re.compile(r"(?:多少|几)(?:个|名|位)?(?:人|员工|家|名)")
 COUNT_VALUE = re.compile(_NUM + r"\s*(?:个|名|位)?(?:人|家|名)")

@@ -92,3 +92,17 @@ def test_a_listed_name_the_corpus_does_use_is_answerable(segmenter):
     # and a list handed in replaces the shipped one
     mine = ScopeGuard(segmenter.tokenizer, words, bigrams=bigrams, organisations=["艾奇公司"])
     assert mine.unanswerable("字节跳动的市场部和销售部怎么分工?") == []
+
+
+@pytest.mark.parametrize(("question", "evidence", "unaddressed"), [
+    # a length asked in days is answered by days, not by another length
+    ("年假到底能休几天？", "劳动者连续工作一年以上的，享受带薪年休假。", ["几天"]),
+    ("仲裁要在几天内申请？", "应当自劳动争议发生之日起六十日内提出书面申请。", []),
+    ("试用期最长多久？", "试用期最长不得超过六个月。", []),
+    # a share asked as a number is answered by a number, not by "按比例"
+    ("养老保险单位缴费是工资的百分之多少？", "用人单位应当按照国家规定的本单位职工工资总额的比例缴纳。", ["百分之多少"]),
+    ("加班工资按百分之多少算？", "支付不低于工资的百分之一百五十的工资报酬。", []),
+    ("工会经费按什么比例拨缴？", "按工资总额的比例拨缴。", []),  # what share, not how much
+])
+def test_a_value_must_be_given_in_the_terms_asked(guard, question, evidence, unaddressed):
+    assert guard.unaddressed(question, evidence) == unaddressed

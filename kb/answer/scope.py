@@ -40,12 +40,15 @@ from kb.question import (
     FUTURE_TIME,
     HOW_MUCH_RE,
     PERCENT_ASK,
+    PERCENT_NUMBER,
+    PERCENT_NUMBER_ASK,
     PERCENT_VALUE,
     PERSONAL_QUESTION,
     REALTIME_QUESTION,
     TIME_ANCHOR,
     VALUE_ATTRIBUTES,
     VALUE_QUESTION,
+    duration_value,
 )
 
 _NOUN_FLAGS = ("n", "vn", "j")  # n, nr, ns, nt, nz, vn …; j: abbreviations (社保, 医保)
@@ -191,6 +194,10 @@ class ScopeGuard:
         for ask, value in ((PERCENT_ASK, PERCENT_VALUE), (DURATION_ASK, DURATION_VALUE),
                            (COUNT_ASK, COUNT_VALUE), (DATE_ASK, DATE_VALUE)):
             m = ask.search(q)
+            if m and ask is DURATION_ASK:
+                value = duration_value(m.group(0))  # in the unit asked
+            if m and ask is PERCENT_ASK and PERCENT_NUMBER_ASK.search(q):
+                value = PERCENT_NUMBER  # as a number
             if m and not value.search(ev):  # asks for a share or a length the passages never give
                 out.append(m.group(0))
         if FUTURE_QUESTION.search(q):
