@@ -290,5 +290,5 @@ def test_a_colloquial_word_finds_the_written_one(tmp_path):
                            progress=False)
     assert not any("社会保险" in h.quote for h in off.search("社保要多久内办好", k=1, mode="bm25"))
     scope = svc.answerer.scope
-    assert scope.unanswerable("社保登记要多少天内办？") == []  # 社保 = 社会保险, which the rules name
-    assert "医保" in scope.unanswerable("医保登记要多少天内办？")  # 医疗保险 is nowhere in them
+    assert scope.unanswerable("五险登记要多少天内办？") == []  # 五险 = 社会保险, which the rules name
+    assert "医疗险" in scope.unanswerable("医疗险登记要多少天内办？")  # 医疗保险 is nowhere in them

@@ -51,7 +51,7 @@ from kb.question import (
     duration_value,
 )
 
-_NOUN_FLAGS = ("n", "vn", "j")  # n, nr, ns, nt, nz, vn …; j: abbreviations (社保, 医保)
+_NOUN_FLAGS = ("n", "vn")  # n, nr, ns, nt, nz, vn …
 # a dictionary frequency from which a noun is a word people use as such (年终奖 58, 会费 60,
 # 股价 951), not a compound jieba happens to list (生小孩 3, 起征点 5)
 COMMON_WORD_FREQ = 10
