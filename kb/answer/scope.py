@@ -70,6 +70,8 @@ def load_places(path: Path = PLACES_FILE) -> frozenset[str]:
     """The place names of ``kb/data/places.txt``."""
     return load_names(path)
 _CJK = re.compile(r"[\u4e00-\u9fff]+")
+# a "noun" holding a personal pronoun, or opening with a question word, is a mis-cut
+_NOT_A_SUBJECT = re.compile(r"[我你您他她咱]|^(?:哪|什么|怎么|多少|几)")
 _LATIN = re.compile(r"[a-z][a-z0-9+#.-]*[a-z0-9+#]")  # normalised text is lower case
 
 
@@ -108,10 +110,12 @@ class ScopeGuard:
         return all(covered)
 
     def _nouns(self, q: str) -> list[tuple[str, str]]:
-        """(word, flag) of the (normalised) question's nouns of two characters or more."""
+        """(word, flag) of the (normalised) question's nouns of two characters or more; not the
+        pieces jieba cuts wrongly around a verb, a pronoun or a question word and tags as nouns
+        ("给我发", "哪些地方"): no subject of the question."""
         return [(w, f) for w, f in self._cut(q)
                 if len(w) >= 2 and f.startswith(_NOUN_FLAGS) and not HOW_MUCH_RE.fullmatch(w)
-                and w not in VALUE_ATTRIBUTES]
+                and w not in VALUE_ATTRIBUTES and not _NOT_A_SUBJECT.search(w)]
 
     def _missing_subjects(self, q: str) -> list[str]:
         """Nouns of the (normalised) question found nowhere in the corpus: as words when jieba's
