@@ -70,8 +70,10 @@ def load_places(path: Path = PLACES_FILE) -> frozenset[str]:
     """The place names of ``kb/data/places.txt``."""
     return load_names(path)
 _CJK = re.compile(r"[\u4e00-\u9fff]+")
-# a "noun" holding a personal pronoun, or opening with a question word, is a mis-cut
+# a "noun" holding a personal pronoun, or opening with a question word or (when jieba made the
+# word up) a modal verb ("能领" of 能领取), is a mis-cut
 _NOT_A_SUBJECT = re.compile(r"[我你您他她咱]|^(?:哪|什么|怎么|多少|几)")
+_MODAL_START = re.compile(r"^[能会要可该得想需]")
 _LATIN = re.compile(r"[a-z][a-z0-9+#.-]*[a-z0-9+#]")  # normalised text is lower case
 
 
@@ -115,13 +117,14 @@ class ScopeGuard:
         ("给我发", "哪些地方"): no subject of the question."""
         return [(w, f) for w, f in self._cut(q)
                 if len(w) >= 2 and f.startswith(_NOUN_FLAGS) and not HOW_MUCH_RE.fullmatch(w)
-                and w not in VALUE_ATTRIBUTES and not _NOT_A_SUBJECT.search(w)]
+                and w not in VALUE_ATTRIBUTES and not _NOT_A_SUBJECT.search(w)
+                and not (_MODAL_START.match(w) and not self._in_dictionary(w))]
 
     def _missing_subjects(self, q: str) -> list[str]:
         """Nouns of the (normalised) question found nowhere in the corpus: as words when jieba's
         dictionary knows them as common words; by their characters when it made the word up
-        ("能领", from 能领取) or lists it as a rare compound (陪产假): too unsure a segmentation
-        to require as a word."""
+        ("产假费") or lists it as a rare compound (陪产假): too unsure a segmentation to require
+        as a word."""
         return [w for w, _ in self._nouns(q)
                 if not (self.in_corpus(w) if self._common(w) else self._characters_in_corpus(w))]
 
@@ -130,6 +133,10 @@ class ScopeGuard:
         if self._bigrams is None or not _CJK.fullmatch(word):
             return self.in_corpus(word)
         return word in self._known or all(word[i : i + 2] in self._bigrams for i in range(len(word) - 1))
+
+    def _in_dictionary(self, word: str) -> bool:
+        self._tk.check_initialized()
+        return self._tk.FREQ.get(word, 0) > 0
 
     def _common(self, word: str) -> bool:
         self._tk.check_initialized()
