@@ -45,6 +45,7 @@ def test_value_questions_about_unknown_things_are_unanswerable(guard, question, 
     "销售部经理开协调会要做到哪几点?",  # "哪几点": which points, not what time (管理者 need not be here)
     "销售部经理最少得给我发多少工资?",  # 给我发: jieba's mis-cut "noun", no subject
     "销售部经理的工资最长能领几个月?",  # 能领: a word jieba made up around a modal verb
+    "销售部经理的工资能领多长时间?",  # 多长时间 asks, it names nothing
 ])
 def test_answerable_questions_pass(guard, question):
     assert guard.unanswerable(question) == []
@@ -59,6 +60,16 @@ def test_answerable_questions_pass(guard, question):
 def test_real_value_questions_about_unknown_things_are_refused(real_service, question):
     a = real_service.ask(question).to_dict()
     assert a["answered"] is False and a["citations"] == [] and a["related"], a["answer"]
+
+
+def test_a_noun_inside_a_known_term_is_that_term(segmenter):
+    corpus = CORPUS + ["女职工生育享受不少于九十天的产假。"]
+    words = set().union(*(segmenter.phrases(text) for text in corpus))
+    bigrams = {t for text in corpus for t in segmenter.tokens(text)}
+    bare = ScopeGuard(segmenter.tokenizer, words, bigrams=bigrams)
+    assert "孩子" in bare.unanswerable("女职工生孩子有多少天产假?")  # jieba: 生|孩子
+    known = ScopeGuard(segmenter.tokenizer, words, known_terms=["生育", "生孩子"], bigrams=bigrams)
+    assert known.unanswerable("女职工生孩子有多少天产假?") == []  # 孩子 is 生孩子's, a synonym of 生育
 
 
 def test_words_are_matched_as_words_not_as_characters(guard):

@@ -72,7 +72,7 @@ def load_places(path: Path = PLACES_FILE) -> frozenset[str]:
 _CJK = re.compile(r"[\u4e00-\u9fff]+")
 # a "noun" holding a personal pronoun, or opening with a question word or (when jieba made the
 # word up) a modal verb ("能领" of 能领取), is a mis-cut
-_NOT_A_SUBJECT = re.compile(r"[我你您他她咱]|^(?:哪|什么|怎么|多少|几)")
+_NOT_A_SUBJECT = re.compile(r"[我你您他她咱]|^(?:哪|什么|怎么|多少|多长|多久|多大|几)")
 _MODAL_START = re.compile(r"^[能会要可该得想需]")
 _LATIN = re.compile(r"[a-z][a-z0-9+#.-]*[a-z0-9+#]")  # normalised text is lower case
 
@@ -125,8 +125,12 @@ class ScopeGuard:
         dictionary knows them as common words; by their characters when it made the word up
         ("产假费") or lists it as a rare compound (陪产假): too unsure a segmentation to require
         as a word."""
+        # a noun inside a known term of the question ("孩子" of 生孩子, a synonym of 生育) is
+        # that term's, which is known
+        inside = [t for t in self._known if len(t) >= 2 and t in q]
         return [w for w, _ in self._nouns(q)
-                if not (self.in_corpus(w) if self._common(w) else self._characters_in_corpus(w))]
+                if not (self.in_corpus(w) if self._common(w) else self._characters_in_corpus(w))
+                and not any(w in t for t in inside)]
 
     def _characters_in_corpus(self, word: str) -> bool:
         """The looser test for a word jieba is unsure of: each of its character pairs occurs."""
