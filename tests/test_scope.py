@@ -72,6 +72,15 @@ def test_a_noun_inside_a_known_term_is_that_term(segmenter):
     assert known.unanswerable("女职工生孩子有多少天产假?") == []  # 孩子 is 生孩子's, a synonym of 生育
 
 
+def test_a_one_character_noun_and_the_noun_after_it_are_one_subject(segmenter):
+    corpus = CORPUS + ["女职工生育享受不少于九十天的产假。"]
+    words = set().union(*(segmenter.phrases(text) for text in corpus))
+    bigrams = {t for text in corpus for t in segmenter.tokens(text)}
+    guard = ScopeGuard(segmenter.tokenizer, words, bigrams=bigrams)
+    assert guard.unanswerable("女职工的陪产假能休几天?") == ["陪产假"]  # jieba: 陪|产假
+    assert guard.unanswerable("女职工的产假能休几天?") == []
+
+
 def test_words_are_matched_as_words_not_as_characters(guard):
     assert guard.in_corpus("工会") and guard.in_corpus("费用") and guard.in_corpus("工会费用")
     assert not guard.in_corpus("会费")  # its characters are in 工会费用 (工会|费用), the word is not

@@ -115,10 +115,28 @@ class ScopeGuard:
         """(word, flag) of the (normalised) question's nouns of two characters or more; not the
         pieces jieba cuts wrongly around a verb, a pronoun or a question word and tags as nouns
         ("给我发", "哪些地方"): no subject of the question."""
-        return [(w, f) for w, f in self._cut(q)
+        return [(w, f) for w, f in self._compounds(q)
                 if len(w) >= 2 and f.startswith(_NOUN_FLAGS) and not HOW_MUCH_RE.fullmatch(w)
                 and w not in VALUE_ATTRIBUTES and not _NOT_A_SUBJECT.search(w)
                 and not (_MODAL_START.match(w) and not self._in_dictionary(w))]
+
+    def _compounds(self, q: str) -> list[tuple[str, str]]:
+        """The question's (word, flag) pairs with a one-character noun joined to the noun after
+        it: jieba cuts a compound it does not know into them ("陪|产假", "餐|补贴"), and the
+        compound is what is asked about."""
+        cut = list(self._cut(q))
+        out: list[tuple[str, str]] = []
+        i = 0
+        while i < len(cut):
+            w, f = cut[i]
+            if (len(w) == 1 and f == "n" and _CJK.fullmatch(w) and i + 1 < len(cut)
+                    and cut[i + 1][1].startswith("n") and _CJK.fullmatch(cut[i + 1][0])):
+                out.append((w + cut[i + 1][0], "n"))
+                i += 2
+                continue
+            out.append((w, f))
+            i += 1
+        return out
 
     def _missing_subjects(self, q: str) -> list[str]:
         """Nouns of the (normalised) question found nowhere in the corpus: as words when jieba's
