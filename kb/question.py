@@ -257,6 +257,8 @@ DATE_VALUE = re.compile(_NUM + r"\s*(?:号|日)|月底|月初|月末|年底|年�
                         r"|之日|当日|次日|当天|起算")  # a rule's day: "自用工之日起"
 # A ranking or a figure of the moment ("现在排第一的品牌是哪家"): a real-time fact
 REALTIME_QUESTION = re.compile(r"(?:现在|目前|当前|如今|最新)[^，,。；;？?]{0,12}?(?:排名|排第|第一|最大|最多|最高|最低|哪家)")
+# Chit-chat and tasks that are no question about the documents: a poem, a joke, company
+CHITCHAT = re.compile(r"写(?:一)?首|作(?:一)?首|打油诗|讲(?:一)?个笑话|说(?:一)?个笑话|陪我聊|聊聊天|陪我说说话")
 # Personal records no document holds: what is left of *my* leave, *my* badge number.
 PERSONAL_QUESTION = re.compile(
     r"我(?:们)?(?:的)?[^，,。；;？?]{0,8}?(?:还剩|剩下|剩余|余额|还有几|还有多少)"

@@ -81,6 +81,15 @@ def test_a_one_character_noun_and_the_noun_after_it_are_one_subject(segmenter):
     assert guard.unanswerable("女职工的产假能休几天?") == []
 
 
+@pytest.mark.parametrize(("question", "why"), [
+    ("帮我写首打油诗夸夸我们销售部", "写首"),
+    ("今天心情不太好,陪我聊聊天", "陪我聊"),
+    ("講個笑話來聽聽", "讲个笑话"),  # normalised first
+])
+def test_chit_chat_and_tasks_are_no_questions_about_the_documents(guard, question, why):
+    assert why in guard.unanswerable(question)
+
+
 def test_words_are_matched_as_words_not_as_characters(guard):
     assert guard.in_corpus("工会") and guard.in_corpus("费用") and guard.in_corpus("工会费用")
     assert not guard.in_corpus("会费")  # its characters are in 工会费用 (工会|费用), the word is not

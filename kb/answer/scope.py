@@ -12,7 +12,7 @@ cannot be answered from it, whatever else matches. Likewise
 - another organisation, platform or product the corpus never names (腾讯, 华为, 钉钉: a name
   jieba's dictionary tags as one, or one listed in ``kb/data/organisations.txt``);
 - a question about one's own records ("我还剩几天年假": ``PERSONAL_QUESTION``), which no document
-  holds.
+  holds; chit-chat and tasks that are no question ("写首打油诗", "陪我聊聊天": ``CHITCHAT``).
 
 Words are matched *as words*: a question's noun is in the corpus when the corpus has it as a
 jieba word or a run of consecutive words (``Segmenter.phrases``), not when its characters happen
@@ -30,6 +30,7 @@ import jieba.posseg
 
 from ingest.normalize import normalize
 from kb.question import (
+    CHITCHAT,
     COUNT_ASK,
     COUNT_VALUE,
     DATE_ASK,
@@ -203,7 +204,7 @@ class ScopeGuard:
             missing += [w for w in self._missing_subjects(q) if w not in missing]
         elif len(nouns) >= 2 and all(not self.in_corpus(w) for w, _ in nouns):
             missing += [w for w, _ in nouns if w not in missing]  # about nothing the corpus names
-        m = PERSONAL_QUESTION.search(q)
+        m = PERSONAL_QUESTION.search(q) or CHITCHAT.search(q)
         if m:
             missing.append(m.group(0))
         return missing
