@@ -66,7 +66,7 @@ MANIFEST = "manifest.json"
 # sentences again: every character embedded about twice) or "units" (only the sentences and
 # the distinct section paths are embedded; a chunk's vector is the length-weighted mean of its
 # units' vectors plus SECTION_WEIGHT times its section path's vector, normalised: about half
-# the embedding work). See eval/README.md for the measured effect on each corpus.
+# the embedding work). README.md ("Ingest is limited by embedding") gives its measured effect.
 CHUNK_VECTORS = ("embedded", "units")
 SECTION_WEIGHT = 0.5
 
@@ -269,7 +269,8 @@ def build_index(
     chunk_vectors: str = "embedded",
 ) -> dict:
     """Embed and index the retrievable chunks of ``result`` and write the index folder
-    atomically. ``chunk_vectors``: one of ``CHUNK_VECTORS`` (how chunk vectors are made). Vectors found in ``cache`` (by content hash) are not embedded again.
+    atomically. ``chunk_vectors``: one of ``CHUNK_VECTORS`` (how chunk vectors are made).
+    Vectors found in ``cache`` (by content hash) are not embedded again.
     ``finish``, given the complete folder before it is swapped into place, returns what goes
     into the manifest under ``calibration``. ``executor`` embeds the texts the cache lacks
     (``kb.executors``; default, this process), and is named in the manifest. Returns the
@@ -289,16 +290,16 @@ def build_index(
     sections = sorted({c.section for c in chunks if c.section}) if chunk_vectors == "units" else []
     t0 = time.perf_counter()
     if chunk_vectors == "units":
-        (unit_vectors, unit_hashes, n_units), (section_vectors, section_hashes, n_chunks) = _embed_all(
+        (unit_vectors, unit_hashes, n_units), (section_vectors, section_hashes, n_other) = _embed_all(
             embedder, [unit_texts, sections], cache, executor or LocalExecutor(progress))
         vectors = chunk_vectors_from_units(chunks, units, unit_vectors, dict(zip(sections, section_vectors, strict=True)))
         hashes = [content_hash(f"units-mean:{SECTION_WEIGHT}\x00{embedder.id}\x00{embed_input(t)}") for t in texts]
     else:
-        (vectors, hashes, n_chunks), (unit_vectors, unit_hashes, n_units) = _embed_all(
+        (vectors, hashes, n_other), (unit_vectors, unit_hashes, n_units) = _embed_all(
             embedder, [texts, unit_texts], cache, executor or LocalExecutor(progress))
         section_vectors, section_hashes = np.zeros((0, embedder.dim), np.float32), []
     t_embed = time.perf_counter() - t0
-    todo = range(n_chunks + n_units)
+    todo = range(n_other + n_units)  # the chunks (or section paths) and units embedded now
 
     t0 = time.perf_counter()
     tokens = [segmenter.tokens(t) for t in texts]

@@ -148,9 +148,8 @@ class ExtractiveAnswerer:
 
     def _names_in_full(self, name: str, question: str) -> bool:
         """Every word (two characters or more) of a list's name ``name`` is in ``question``."""
-        words = [w for w in self.parts.segmenter.words(normalize(outline.heading_name(name))) if len(w) >= 2]
-        q = normalize(question)
-        return bool(words) and all(w in q for w in words)
+        words = self.parts.segmenter.words(normalize(outline.heading_name(name)))
+        return outline.names_the_question(words, normalize(question), every=True)
 
     def _idf_share(self, tokens: list[str], text: str) -> float:
         """IDF-weighted share of ``tokens`` (repeats count again) found in ``text``."""

@@ -47,11 +47,12 @@ def heading_name(label: str) -> str:
 _NUMBER = re.compile(r"^(?:\d{1,3}[.、．)）]\s*|[一二三四五六七八九十]+[、.．]\s*|第[一二三四五六七八九十百\d]+[章节節篇部分]\s*)")
 
 
-def names_the_question(name_terms: list[str], question: str) -> bool:
+def names_the_question(name_terms: list[str], question: str, every: bool = False) -> bool:
     """The heading's name is what the question asks about: at least half of its words (two
-    characters or more) occur in the question."""
+    characters or more) occur in the question; with ``every``, all of them."""
     words = [w for w in dict.fromkeys(normalize(t) for t in name_terms) if len(w) >= MIN_TERM_CHARS]
-    return bool(words) and sum(1 for w in words if w in question) * 2 >= len(words)
+    found = sum(1 for w in words if w in question)
+    return bool(words) and (found == len(words) if every else found * 2 >= len(words))
 
 
 def find_list(index, terms: list[str], rows: list[int], question: str,

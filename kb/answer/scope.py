@@ -66,10 +66,6 @@ def load_names(path: Path) -> frozenset[str]:
     lines = path.read_text(encoding="utf-8").splitlines()
     return frozenset(normalize(w) for line in lines if not line.startswith("#") for w in line.split())
 
-
-def load_places(path: Path = PLACES_FILE) -> frozenset[str]:
-    """The place names of ``kb/data/places.txt``."""
-    return load_names(path)
 _CJK = re.compile(r"[\u4e00-\u9fff]+")
 # a "noun" holding a personal pronoun, or opening with a question word or (when jieba made the
 # word up) a modal verb ("能领" of 能领取), is a mis-cut
@@ -90,7 +86,7 @@ class ScopeGuard:
         self._words = words
         self._bigrams = bigrams  # the corpus's character pairs (the BM25 vocabulary has them)
         self._known = {normalize(t) for t in known_terms}
-        self._places = frozenset(places) if places is not None else load_places()
+        self._places = frozenset(places) if places is not None else load_names(PLACES_FILE)
         self._organisations = (frozenset(organisations) if organisations is not None
                                else load_names(ORGANISATIONS_FILE))
         # (word, flag) pairs of a normalised question; several checks read one question
@@ -157,13 +153,16 @@ class ScopeGuard:
             return self.in_corpus(word)
         return word in self._known or all(word[i : i + 2] in self._bigrams for i in range(len(word) - 1))
 
-    def _in_dictionary(self, word: str) -> bool:
+    def _frequency(self, word: str) -> int:
+        """How often jieba's dictionary has ``word`` (0: not a dictionary word)."""
         self._tk.check_initialized()
-        return self._tk.FREQ.get(word, 0) > 0
+        return self._tk.FREQ.get(word, 0)
+
+    def _in_dictionary(self, word: str) -> bool:
+        return self._frequency(word) > 0
 
     def _common(self, word: str) -> bool:
-        self._tk.check_initialized()
-        return self._tk.FREQ.get(word, 0) >= COMMON_WORD_FREQ
+        return self._frequency(word) >= COMMON_WORD_FREQ
 
     def _missing_places(self, q: str) -> list[str]:
         """Places the question names (a known place name, or a place-tagged word ending in
