@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e ".[dev,ray]"
+	$(BIN)/python -m kb.embed.native
 	touch $(STAMP)
 
 # Debian Chromium and CJK fonts for the browser tests (Playwright drives /usr/bin/chromium;

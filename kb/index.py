@@ -344,7 +344,8 @@ def build_index(
         manifest = {
             "format_version": FORMAT_VERSION,
             "app_version": __version__,
-            "embedder": {"id": embedder.id, "dim": embedder.dim, "chunk_vectors": chunk_vectors},
+            "embedder": {"id": embedder.id, "dim": embedder.dim, "chunk_vectors": chunk_vectors,
+                         **({"engine": embedder.engine} if getattr(embedder, "engine", None) else {})},
             "dictionary": segmenter.fingerprint,
             "chunking": chunk_settings,
             "ingest_fingerprint": result.fingerprint,

