@@ -235,19 +235,20 @@ PERCENT_VALUE = re.compile(r"百分之|\d\s*%|％|分之|" + _NUM + r"\s*(?:倍|
 # a share asked as a number ("百分之多少", "几个点") is answered by a number, not by "按比例"
 PERCENT_NUMBER_ASK = re.compile(r"百分之几|百分之多少|几成|几个点|多少个点|多少比例|多大比例|比例[^，,。；;？?]{0,4}?是多少")
 PERCENT_NUMBER = re.compile(r"百分之" + _NUM + r"|\d\s*[%％]|" + _NUM + r"\s*分之\s*" + _NUM + "|" + _NUM + r"\s*(?:倍|成)")
-DURATION_ASK = re.compile(r"多久|多长时间|多少(?:个)?(?:天|日|月|年|周|小时|工作日)|几(?:个)?(?:天|日|月|年|周|小时|工作日)")
-DURATION_VALUE = re.compile(_NUM + r"\s*(?:个)?(?:天|日|月|年|周|星期|小时|工作日)")
+DURATION_ASK = re.compile(r"多久|多长时间|多少(?:个)?(?:天|日|月|年|周|小时|工作日|分钟)|几(?:个)?(?:天|日|月|年|周|小时|工作日|分钟)"
+                          r"|多少[^，,。；;？?\d]{0,6}?时间")  # "每天有多少哺乳时间"
+DURATION_VALUE = re.compile(_NUM + r"\s*(?:个)?(?:天|日|月|年|周|星期|小时|工作日|分钟)")
 # the unit a question asks a length in ("几天" days): a passage answers it with a number of
 # that unit ("十五日内"), not with another length ("连续工作一年以上")
 _DURATION_UNITS = {"天": "天|日|工作日", "日": "天|日|工作日", "工作日": "工作日|天|日", "月": "月",
-                   "年": "年", "周": "周|星期", "小时": "小时"}
+                   "年": "年", "周": "周|星期", "小时": "小时", "分钟": "分钟|小时"}
 _DURATION_UNIT_VALUES = {k: re.compile(_NUM + r"\s*(?:个)?(?:" + v + ")") for k, v in _DURATION_UNITS.items()}
 
 
 def duration_value(ask: str) -> re.Pattern:
     """What a passage answering the length question ``ask`` (a ``DURATION_ASK`` match) holds:
     a number of the unit asked, or of any unit for 多久 / 多长时间."""
-    unit = next((u for u in ("工作日", "小时", "天", "日", "月", "年", "周") if ask.endswith(u)), None)
+    unit = next((u for u in ("工作日", "小时", "分钟", "天", "日", "月", "年", "周") if ask.endswith(u)), None)
     return _DURATION_UNIT_VALUES[unit] if unit else DURATION_VALUE
 # a head count ("多少人") and a day of the month ("几号交"): what passages giving one hold
 COUNT_ASK = re.compile(r"(?:多少|几)(?:个|名|位)?(?:人|员工|家|名)")
@@ -255,6 +256,12 @@ COUNT_VALUE = re.compile(_NUM + r"\s*(?:个|名|位)?(?:人|家|名)")
 DATE_ASK = re.compile(r"几号|几月几[日号]|哪一?天")
 DATE_VALUE = re.compile(_NUM + r"\s*(?:号|日)|月底|月初|月末|年底|年初|周[一二三四五六日末]|星期[一二三四五六日天]"
                         r"|之日|当日|次日|当天|起算")  # a rule's day: "自用工之日起"
+# a sum of money ("多少钱", "几万块") and a year ("哪年发表的"): what passages giving one hold
+AMOUNT_ASK = re.compile(r"多少钱|几块钱|多少块|多少元|多少万|几[千万]块|多少预算|多少经费|金额[^，,。；;？?]{0,3}?多少"
+                        r"|多少金额|钱[^，,。；;？?]{0,3}?多少|花了多少")
+AMOUNT_VALUE = re.compile(_NUM + r"\s*(?:元|块|万|千|百|亿|美元|美金|港币|欧元|日元)|[¥￥$]\s*\d")
+YEAR_ASK = re.compile(r"哪一?年|什么年份|哪个年份|几几年|何年")
+YEAR_VALUE = re.compile(r"\d{4}\s*年|[一二三四五六七八九〇零]{4}\s*年|\d{2,4}\s*年代|[一二三四五六七八九十]+十年代")
 # A ranking or a figure of the moment ("现在排第一的品牌是哪家"): a real-time fact
 REALTIME_QUESTION = re.compile(r"(?:现在|目前|当前|如今|最新)[^，,。；;？?]{0,12}?(?:排名|排第|第一|最大|最多|最高|最低|哪家)")
 # Chit-chat and tasks that are no question about the documents: a poem, a joke, company

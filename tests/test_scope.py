@@ -134,6 +134,15 @@ def test_a_listed_name_the_corpus_does_use_is_answerable(segmenter):
     ("养老保险单位缴费是工资的百分之多少？", "用人单位应当按照国家规定的本单位职工工资总额的比例缴纳。", ["百分之多少"]),
     ("加班工资按百分之多少算？", "支付不低于工资的百分之一百五十的工资报酬。", []),
     ("工会经费按什么比例拨缴？", "按工资总额的比例拨缴。", []),  # what share, not how much
+    # a sum of money is answered by an amount, not by the rule that money is paid
+    ("公司内推成功一个人奖励多少钱？", "对推荐人才的员工给予物质奖励和公开表彰。", ["多少钱"]),
+    ("那笔宣传经费的钱有多少？", "公司拨出专项经费用于沟通活动。", ["钱有多少"]),
+    ("年终奖一般发多少钱？", "年终奖一般为两万元左右。", []),
+    # a year is answered by a year; a time asked for as 多少…时间 by a length
+    ("这个说法是哪一年提出的？", "德鲁克提出营销的目的是让推销成为多余。", ["哪一年"]),
+    ("这个说法是哪一年提出的？", "德鲁克在1954年提出这一观点。", []),
+    ("每天有多少哺乳时间？", "用人单位不得安排其延长工作时间和夜班劳动。", ["多少哺乳时间"]),
+    ("每天有多少哺乳时间？", "每天安排一小时哺乳时间。", []),
 ])
 def test_a_value_must_be_given_in_the_terms_asked(guard, question, evidence, unaddressed):
     assert guard.unaddressed(question, evidence) == unaddressed

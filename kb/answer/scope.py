@@ -30,6 +30,8 @@ import jieba.posseg
 
 from ingest.normalize import normalize
 from kb.question import (
+    AMOUNT_ASK,
+    AMOUNT_VALUE,
     CHITCHAT,
     COUNT_ASK,
     COUNT_VALUE,
@@ -49,6 +51,8 @@ from kb.question import (
     TIME_ANCHOR,
     VALUE_ATTRIBUTES,
     VALUE_QUESTION,
+    YEAR_ASK,
+    YEAR_VALUE,
     duration_value,
 )
 
@@ -225,7 +229,8 @@ class ScopeGuard:
         if m and m.group(0)[:2] not in ev:  # a figure of the moment no passage dates
             out.append(m.group(0))
         for ask, value in ((PERCENT_ASK, PERCENT_VALUE), (DURATION_ASK, DURATION_VALUE),
-                           (COUNT_ASK, COUNT_VALUE), (DATE_ASK, DATE_VALUE)):
+                           (COUNT_ASK, COUNT_VALUE), (DATE_ASK, DATE_VALUE), (AMOUNT_ASK, AMOUNT_VALUE),
+                           (YEAR_ASK, YEAR_VALUE)):
             m = ask.search(q)
             if m and ask is DURATION_ASK:
                 value = duration_value(m.group(0))  # in the unit asked
