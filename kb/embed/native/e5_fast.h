@@ -5,71 +5,79 @@
  * tokenizer, weights, quantisation and pooling.
  *
  * Part 1 (E5_FAST_PART 1): the int8 x int4 matmul with AVX-512 VNNI (vpdpbusd: 64 byte products
- *   per instruction, two 32-weight blocks at once, against AVX2's 32 in two instructions), where
- *   the compiler targets it. The integer block dot products are exact; only the order of the
- *   float sums differs.
+ *   per instruction, 16 output rows per register), where the compiler targets it. The integer
+ *   block dot products are exact; only the order of the float sums differs.
  * Part 2 (E5_FAST_PART 2): forward_batch with attention scores computed 16 keys at a time from
  *   each head's keys laid out key-major, instead of one horizontal dot product per key.
  */
 #if E5_FAST_PART == 1
 #if defined(__AVX512F__) && defined(__AVX512VNNI__) && defined(__AVX512BW__)
-#define RO2 8
+/* Weights repacked per group of 16 output rows so that one 512-bit register holds 4 consecutive
+ * weights of each of the 16 rows: a vpdpbusd against 4 activation bytes broadcast then adds 4
+ * products to each row's int32 sum, and one block (32 weights) takes 8 of them. The 16 rows'
+ * outputs stay in the 16 lanes (no horizontal sums); the per-block scales and e5.c's -8 nibble
+ * offset are applied once per block for all 16 rows. 4 tokens share each weight load. */
+#define RG 16
+#define TB 4
+
+static inline __attribute__((always_inline)) void vnni_tile(
+        int NT, const int8_t *wp, const float *dw, const int8_t *aq, const float *ad, const int32_t *as,
+        float *Y, const float *bias, int t, int oo, int nin, int nb, int nout) {
+    __m512 f[TB];
+    for (int u = 0; u < NT; u++) f[u] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        const __m512i *wb = (const __m512i *)(wp + (size_t)b * 8 * RG * 4);
+        __m512i acc[TB];
+        for (int u = 0; u < NT; u++) acc[u] = _mm512_setzero_si512();
+        for (int q = 0; q < 8; q++) {
+            __m512i w = _mm512_load_si512(wb + q);
+            for (int u = 0; u < NT; u++) {
+                int32_t a4;
+                memcpy(&a4, aq + (size_t)(t + u) * nin + b * QK + 4 * q, 4);
+                acc[u] = _mm512_dpbusd_epi32(acc[u], w, _mm512_set1_epi32(a4));
+            }
+        }
+        __m512 dwv = _mm512_load_ps(dw + (size_t)b * RG);
+        for (int u = 0; u < NT; u++) {
+            float da = ad[(size_t)(t + u) * nb + b], sa = (float)as[(size_t)(t + u) * nb + b];
+            __m512 x = _mm512_sub_ps(_mm512_cvtepi32_ps(acc[u]), _mm512_set1_ps(8.f * sa));
+            f[u] = _mm512_fmadd_ps(x, _mm512_mul_ps(dwv, _mm512_set1_ps(da)), f[u]);
+        }
+    }
+    __m512 bv = bias ? _mm512_loadu_ps(bias + oo) : _mm512_setzero_ps();
+    for (int u = 0; u < NT; u++) _mm512_storeu_ps(Y + (size_t)(t + u) * nout + oo, _mm512_add_ps(f[u], bv));
+}
+
 static void matmul_q4q8_vnni(const block_q4_0 *W, const float *bias,
                              const int8_t *aq, const float *ad, const int32_t *as,
                              float *Y, int L, int nout, int nin) {
     int nb = nin / QK;
-    if (nb % 2 || nb > 64) { matmul_q4q8(W, bias, aq, ad, as, Y, L, nout, nin); return; }
-    int np = nb / 2;
+    if (nout % RG || nin % QK) { matmul_q4q8(W, bias, aq, ad, as, Y, L, nout, nin); return; }
 #pragma omp parallel if (!omp_in_parallel())
     {
-        int8_t *wexp = (int8_t *)aligned_alloc(64, (size_t)RO2 * nin);
-        float *dwf = (float *)aligned_alloc(64, sizeof(float) * RO2 * 64);
-        __m512 *dws = (__m512 *)aligned_alloc(64, sizeof(__m512) * RO2 * 32);
+        int8_t *wp = (int8_t *)aligned_alloc(64, (size_t)RG * nin);
+        float *dw = (float *)aligned_alloc(64, sizeof(float) * (size_t)RG * nb);
 #pragma omp for schedule(static)
-        for (int oo = 0; oo < nout; oo += RO2) {
-            int ro = nout - oo < RO2 ? nout - oo : RO2;
-            for (int r = 0; r < ro; r++) {
+        for (int oo = 0; oo < nout; oo += RG) {
+            for (int r = 0; r < RG; r++) {
                 const block_q4_0 *wr = W + (size_t)(oo + r) * nb;
-                int8_t *we = wexp + (size_t)r * nin;
                 for (int b = 0; b < nb; b++) {
-                    dwf[r * 64 + b] = fp16_to_fp32(wr[b].d);
-                    const uint8_t *qs = wr[b].qs; int8_t *o = we + b * QK;
-                    for (int j = 0; j < 16; j++) { o[j] = (qs[j] & 0x0F); o[j + 16] = (qs[j] >> 4); }
-                }
-                for (int p = 0; p < np; p++)
-                    dws[r * 32 + p] = _mm512_insertf32x8(
-                        _mm512_castps256_ps512(_mm256_set1_ps(dwf[r * 64 + 2 * p])),
-                        _mm256_set1_ps(dwf[r * 64 + 2 * p + 1]), 1);
-            }
-            for (int t = 0; t < L; t++) {
-                const int8_t *a = aq + (size_t)t * nin;
-                const float *dT = ad + (size_t)t * nb;
-                const int32_t *sT = as + (size_t)t * nb;
-                __m512 facc[RO2];
-                float corr[RO2];
-                for (int r = 0; r < RO2; r++) { facc[r] = _mm512_setzero_ps(); corr[r] = 0.f; }
-                for (int p = 0; p < np; p++) {
-                    __m512i av = _mm512_loadu_si512((const void *)(a + p * 64));
-                    __m512 da = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(dT[2 * p])),
-                                                   _mm256_set1_ps(dT[2 * p + 1]), 1);
-                    for (int r = 0; r < ro; r++) {
-                        __m512i wv = _mm512_load_si512((const void *)(wexp + (size_t)r * nin + p * 64));
-                        __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv, av);
-                        facc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(da, dws[r * 32 + p]), facc[r]);
-                    }
-                }
-                for (int r = 0; r < ro; r++) {
-                    const float *dw = dwf + r * 64;
-                    for (int b = 0; b < nb; b++) corr[r] += dw[b] * dT[b] * (float)sT[b];
-                    Y[(size_t)t * nout + oo + r] =
-                        (bias ? bias[oo + r] : 0.f) + _mm512_reduce_add_ps(facc[r]) - 8.f * corr[r];
+                    dw[(size_t)b * RG + r] = fp16_to_fp32(wr[b].d);
+                    uint8_t vals[QK];
+                    for (int j = 0; j < 16; j++) { vals[j] = wr[b].qs[j] & 0x0F; vals[j + 16] = wr[b].qs[j] >> 4; }
+                    for (int q = 0; q < 8; q++)
+                        memcpy(wp + (((size_t)b * 8 + q) * RG + r) * 4, vals + 4 * q, 4);
                 }
             }
+            int t = 0;
+            for (; t + TB <= L; t += TB) vnni_tile(TB, wp, dw, aq, ad, as, Y, bias, t, oo, nin, nb, nout);
+            for (; t < L; t++) vnni_tile(1, wp, dw, aq, ad, as, Y, bias, t, oo, nin, nb, nout);
         }
-        free(wexp); free(dwf); free(dws);
+        free(wp); free(dw);
     }
 }
-#undef RO2
+#undef RG
+#undef TB
 #define matmul_q4q8 matmul_q4q8_vnni
 #endif
 
