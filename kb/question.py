@@ -219,9 +219,9 @@ TIME_ANCHOR = re.compile(either(TIME_ANCHORS))
 # A prediction: a future time with a change ("以后会不会涨", "将来会取消吗"): answerable only
 # from a passage that speaks of that future (a rule "自…起施行", a plan "将于…").
 FUTURE_TIMES = ("明年", "后年", "下一年", "下个?月", "下半年", "下季度", "将来", "未来", "今后", "以后",
-                "往后", "接下来", "到时候")
+                "往后", "接下来", "到时候", "下一?次", "下一轮", "下一版")
 CHANGES = ("涨", "降", "调整", "调高", "调低", "提高", "降低", "改", "变", "取消", "增加", "减少",
-           "上调", "下调", "恢复", "延长", "缩短", "延迟", "推迟", "提前", "放开", "出台")
+           "上调", "下调", "恢复", "延长", "缩短", "延迟", "推迟", "提前", "放开", "出台", "修订", "修正")
 FUTURE_TIME = re.compile(either(FUTURE_TIMES))
 FUTURE_QUESTION = re.compile(
     "(?:" + FUTURE_TIME.pattern + ")[^，,。；;？?]{0,12}?(?:" + either(CHANGES) + ")"
@@ -256,6 +256,20 @@ COUNT_VALUE = re.compile(_NUM + r"\s*(?:个|名|位)?(?:人|家|名)")
 DATE_ASK = re.compile(r"几号|几月几[日号]|哪一?天")
 DATE_VALUE = re.compile(_NUM + r"\s*(?:号|日)|月底|月初|月末|年底|年初|周[一二三四五六日末]|星期[一二三四五六日天]"
                         r"|之日|当日|次日|当天|起算")  # a rule's day: "自用工之日起"
+# a count in a unit of its own ("写多少字", "在几楼"): what passages giving one hold
+UNIT_ASK = re.compile(r"(?:多少|几)(?:个)?(字|页|篇|楼|层|本|遍)")
+
+
+def unit_value(unit: str) -> re.Pattern:
+    """What a passage answering a ``UNIT_ASK`` in ``unit`` holds: a number of that unit."""
+    return re.compile(_NUM + r"\s*(?:个)?" + re.escape(unit))
+
+
+# who first said, wrote or made something ("最早是谁提出的", "作者是谁"): a passage answering it
+# names a person
+WHO_ASK = re.compile(r"谁(?:最早|最先|首先)?(?:提出|发明|创立|创造|写的|写了|说的|总结)|作者是谁|最早是谁|出自谁")
+# a title in book-title marks (《营销管理》): a book, law, form or journal the question names
+TITLE = re.compile(r"《([^《》]{2,30})》")
 # a sum of money ("多少钱", "几万块") and a year ("哪年发表的"): what passages giving one hold
 AMOUNT_ASK = re.compile(r"多少钱|几块钱|多少块|多少元|多少万|几[千万]块|多少预算|多少经费|金额[^，,。；;？?]{0,3}?多少"
                         r"|多少金额|钱[^，,。；;？?]{0,3}?多少|花了多少")
@@ -265,7 +279,8 @@ YEAR_VALUE = re.compile(r"\d{4}\s*年|[一二三四五六七八九〇零]{4}\s*�
 # A ranking or a figure of the moment ("现在排第一的品牌是哪家"): a real-time fact
 REALTIME_QUESTION = re.compile(r"(?:现在|目前|当前|如今|最新)[^，,。；;？?]{0,12}?(?:排名|排第|第一|最大|最多|最高|最低|哪家)")
 # Chit-chat and tasks that are no question about the documents: a poem, a joke, company
-CHITCHAT = re.compile(r"写(?:一)?首|作(?:一)?首|打油诗|讲(?:一)?个笑话|说(?:一)?个笑话|陪我聊|聊聊天|陪我说说话")
+CHITCHAT = re.compile(r"写(?:一)?首|作(?:一)?首|打油诗|讲(?:一)?个笑话|说(?:一)?个笑话|陪我聊|聊聊天|陪我说说话"
+                      r"|(?:帮|替|给)我(?:写|起草|拟|润色|翻译)")
 # Personal records no document holds: what is left of *my* leave, *my* badge number.
 PERSONAL_QUESTION = re.compile(
     r"我(?:们)?(?:的)?[^，,。；;？?]{0,8}?(?:还剩|剩下|剩余|余额|还有几|还有多少)"

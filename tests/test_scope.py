@@ -82,12 +82,30 @@ def test_a_one_character_noun_and_the_noun_after_it_are_one_subject(segmenter):
 
 
 @pytest.mark.parametrize(("question", "why"), [
-    ("帮我写首打油诗夸夸我们销售部", "写首"),
+    ("帮我写首打油诗夸夸我们销售部", "帮我写"),
+    ("写首打油诗夸夸我们销售部", "写首"),
     ("今天心情不太好,陪我聊聊天", "陪我聊"),
     ("講個笑話來聽聽", "讲个笑话"),  # normalised first
+    ("帮我写一封辞职信吧，语气委婉一点", "帮我写"),  # a writing task
 ])
 def test_chit_chat_and_tasks_are_no_questions_about_the_documents(guard, question, why):
     assert why in guard.unanswerable(question)
+
+
+@pytest.mark.parametrize(("question", "missing"), [
+    ("《营销管理》这本书讲了什么?", ["《营销管理》"]),
+    ("《艾奇公司销售部协调会纪要》在哪看?", ["《艾奇公司销售部协调会纪要》"]),
+])
+def test_a_title_the_corpus_never_has_is_unanswerable(guard, question, missing):
+    assert set(missing) <= set(guard.unanswerable(question))
+
+
+@pytest.mark.parametrize("question", [
+    "《市场部》的品牌推广是什么?",  # a word of the corpus in title marks
+    "《艾奇公司的销售部经理》每月开几次会?",  # every pair of consecutive words is in the corpus
+])
+def test_a_title_the_corpus_has_is_no_reason_to_refuse(guard, question):
+    assert not [w for w in guard.unanswerable(question) if w.startswith("《")]
 
 
 def test_words_are_matched_as_words_not_as_characters(guard):
@@ -143,6 +161,12 @@ def test_a_listed_name_the_corpus_does_use_is_answerable(segmenter):
     ("这个说法是哪一年提出的？", "德鲁克在1954年提出这一观点。", []),
     ("每天有多少哺乳时间？", "用人单位不得安排其延长工作时间和夜班劳动。", ["多少哺乳时间"]),
     ("每天有多少哺乳时间？", "每天安排一小时哺乳时间。", []),
+    # a count in its own unit, a person who first said something, a future revision
+    ("推销日记每天至少要写多少字？", "推销员每天要写推销日记。", ["多少字"]),
+    ("推销日记每天至少要写多少字？", "推销日记每天不少于三百字。", []),
+    ("这个说法最早是谁提出来的？", "这一说法强调市场部与销售部的协作。", ["最早是谁"]),
+    ("这个说法最早是谁提出来的？", "管理学家德鲁克提出了这一说法。", []),
+    ("劳动法下一次修订会在什么时候？", "劳动法规定了劳动者的权利。", ["下一次"]),
 ])
 def test_a_value_must_be_given_in_the_terms_asked(guard, question, evidence, unaddressed):
     assert guard.unaddressed(question, evidence) == unaddressed

@@ -49,11 +49,15 @@ from kb.question import (
     PERSONAL_QUESTION,
     REALTIME_QUESTION,
     TIME_ANCHOR,
+    TITLE,
+    UNIT_ASK,
     VALUE_ATTRIBUTES,
     VALUE_QUESTION,
+    WHO_ASK,
     YEAR_ASK,
     YEAR_VALUE,
     duration_value,
+    unit_value,
 )
 
 _NOUN_FLAGS = ("n", "vn")  # n, nr, ns, nt, nz, vn …
@@ -190,6 +194,18 @@ class ScopeGuard:
                   and not any(n in t for t in tagged)]
         return tagged + sorted(listed, key=q.find)
 
+    def _missing_titles(self, q: str) -> list[str]:
+        """Titles in book-title marks (《营销管理》: a book, a law, a form) the corpus never
+        has: as one of its words or runs of words, or (a longer title) as every pair of its
+        consecutive words."""
+        out = []
+        for title in dict.fromkeys(TITLE.findall(q)):
+            words = [w for w in self._tk.lcut(title) if w.strip()]
+            pairs = ["".join(words[i : i + 2]) for i in range(len(words) - 1)] or words
+            if title not in self._known and title not in self._words and not all(p in self._words for p in pairs):
+                out.append(f"《{title}》")
+        return out
+
     def _missing_foreign_terms(self, q: str) -> list[str]:
         """Latin-script names in the (normalised) question (VPN, Excel, iPhone) found nowhere in
         the corpus."""
@@ -200,7 +216,7 @@ class ScopeGuard:
         missing subjects when it asks for a value, a product or technology name the corpus
         never uses, or a personal record. Empty when it may be answerable."""
         q = normalize(question)
-        missing = self._missing_foreign_terms(q) + self._missing_places(q)
+        missing = self._missing_foreign_terms(q) + self._missing_places(q) + self._missing_titles(q)
         missing += [w for w in self._missing_organisations(q) if w not in missing]
         nouns = self._nouns(q)
         if VALUE_QUESTION.search(q):
@@ -238,6 +254,12 @@ class ScopeGuard:
                 value = PERCENT_NUMBER  # as a number
             if m and not value.search(ev):  # asks for a share or a length the passages never give
                 out.append(m.group(0))
+        m = UNIT_ASK.search(q)
+        if m and not unit_value(m.group(1)).search(ev):  # a count in its unit the passages never give
+            out.append(m.group(0))
+        m = WHO_ASK.search(q)
+        if m and not any(f == "nr" and len(w) >= 2 for w, f in self._pos.cut(ev)):  # names nobody
+            out.append(m.group(0))
         if FUTURE_QUESTION.search(q):
             out += [t for t in dict.fromkeys(FUTURE_TIME.findall(q)) if t not in ev and t not in out]
         return out
