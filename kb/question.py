@@ -211,14 +211,19 @@ HOW_MUCH_RE = re.compile(either(HOW_MUCH))  # jieba tags "多长" a noun: it is 
 # -- questions documents cannot answer unless a passage addresses them ------------------------
 # A time the question is anchored to ("今年的年会", "明年的年假", "2027年…"): rules and guides
 # state what holds, not what happens on a date, so a passage must name that time to answer it.
-TIME_ANCHORS = ("今年", "明年", "去年", "前年", "后年", "今天", "明天", "昨天", "后天", "今晚", "本周",
+# 后年 / 后天 / 前年 not inside 以后 / 之后 / 之前 ("满10年以后年休假", "三天之后天数")
+TIME_ANCHORS = ("今年", "明年", "去年", r"(?<![以之])前年", r"(?<![以之然最])后年", "今天", "明天", "昨天",
+                r"(?<![以之然最])后天", "今晚", "本周",
                 "这周", "下周", "上周", "本月", "这个月", "下个?月", "上个?月", "本季度", "这个?季度",
                 "上个?季度", "下个?季度",
                 "下半年", "上半年", "年底前", "最新", "实时", r"20\d\d年")
 TIME_ANCHOR = re.compile(either(TIME_ANCHORS))
 # A prediction: a future time with a change ("以后会不会涨", "将来会取消吗"): answerable only
 # from a passage that speaks of that future (a rule "自…起施行", a plan "将于…").
-FUTURE_TIMES = ("明年", "后年", "下一年", "下个?月", "下半年", "下季度", "将来", "未来", "今后", "以后",
+# 以后 on its own or after a person is the future ("以后会不会涨", "我以后"); after an event it is
+# "after that event" ("退休以后", "定下来以后"), no prediction
+FUTURE_TIMES = ("明年", r"(?<![以之然最])后年", "下一年", "下个?月", "下半年", "下季度", "将来", "未来", "今后",
+                r"(?:(?<![\u4e00-\u9fff])|(?<=[我你您他她咱们]))以后",
                 "往后", "接下来", "到时候", "下一?次", "下一轮", "下一版")
 CHANGES = ("涨", "降", "调整", "调高", "调低", "提高", "降低", "改", "变", "取消", "增加", "减少",
            "上调", "下调", "恢复", "延长", "缩短", "延迟", "推迟", "提前", "放开", "出台", "修订", "修正")

@@ -59,6 +59,8 @@ def guarded(tmp_path_factory):
     "公司的股票代码是多少？",  # a value of something never mentioned
     "今年公司年会在哪里开？",  # a date-bound event
     "腾讯的试用期最长多久？",  # another organisation's rules
+    "以后试用期会不会延长到一年？",  # 以后 on its own: a prediction
+    "帮我写一封申请加班的邮件",  # a writing task
 ])
 def test_what_the_documents_do_not_address_is_refused(guarded, question):
     a = guarded.ask(question, log=False)
@@ -73,6 +75,8 @@ def test_what_the_documents_do_not_address_is_refused(guarded, question):
     ("试用期最长多久？", "六个月"),
     ("每个月加班最多几个小时？", "三十六小时"),
     ("工作满10年年休假有几天？", "10天"),
+    # 以后 after an event is "after it", no prediction: answered from what holds
+    ("工作满10年以后年休假会增加到几天？", "10天"),
 ])
 def test_what_they_do_address_is_answered(guarded, question, expected):
     a = guarded.ask(question, log=False)
