@@ -154,11 +154,17 @@ class KnowledgeIndex:
     words: frozenset[str] = frozenset()  # the corpus's words and short runs of words
     by_id: dict[str, Chunk] = field(default_factory=dict)
     units_of_chunk: dict[int, list[int]] = field(default_factory=dict)
+    # (source, section path) -> its units in document order: what lies directly under a heading
+    units_of_section: dict[tuple[str, str], list[int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.by_id = {c.id: c for c in self.all_chunks}
         for i, u in enumerate(self.units):
             self.units_of_chunk.setdefault(u.chunk, []).append(i)
+            c = self.chunks[u.chunk]
+            self.units_of_section.setdefault((c.source, c.section), []).append(i)
+        for ids in self.units_of_section.values():
+            ids.sort(key=lambda i: self.units[i].start)
 
     def unit_text(self, i: int) -> str:
         u = self.units[i]

@@ -179,13 +179,27 @@ def test_a_list_made_of_sub_headings_is_answered_whole(tmp_path):
     for label in ("培训指导", "能力提升", "跟踪反馈"):
         assert label in a["answer"]
     quotes = [c["quote"] for c in a["citations"]]
-    assert quotes == ["培训指导", "能力提升", "跟踪反馈"]
+    # each sub-heading, then the short list right under it, indented
+    assert quotes == ["培训指导", "- 针对性的课程设置", "- 实践与理论相结合", "能力提升", "- 安排实践任务",
+                      "- 定期复盘", "跟踪反馈", "- 定期检查进度", "- 及时调整方案"]
+    assert "资料中分为以下3个方面" in a["answer"]
+    assert "\n- 能力提升 [4]\n  - 安排实践任务 [5]\n  - 定期复盘 [6]\n" in a["answer"]
     text = svc.document("guide.md").text
     assert all(text[c["start"]:c["end"]] == c["quote"] for c in a["citations"])
     assert all(c["section"].startswith("帮扶措施 > 具体方案 > ") for c in a["citations"])
     # a statute's list question is still answered from its article's items
     b = svc.ask("劳动合同应当具备哪些条款？").to_dict()
     assert b["answered"] and "劳动报酬" in b["answer"] and "培训指导" not in b["answer"]
+
+
+def test_sub_headings_over_long_lists_are_answered_by_their_headings(tmp_path):
+    items = "".join(f"- 第{i}项要求\n" for i in range(1, 7))  # more than MAX_ITEMS_UNDER
+    guide = (f"# 帮扶措施\n\n## 具体方案\n\n### 培训指导\n\n{items}\n### 能力提升\n\n{items}\n"
+             "## 注意事项\n\n帮扶过程中要保持耐心，尊重员工。\n")
+    svc = guide_service(tmp_path, guide)
+    a = svc.ask("帮扶员工的具体方案包括哪几块？").to_dict()
+    assert a["answered"]
+    assert [c["quote"] for c in a["citations"]] == ["培训指导", "能力提升"]
 
 
 def test_an_article_announcing_items_is_a_lead_and_its_items_one_list(tmp_path):

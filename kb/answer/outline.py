@@ -16,8 +16,14 @@ from ingest.chunk import Heading
 from ingest.normalize import in_script, normalize
 from kb.answer.base import Citation
 from kb.question import LIST_CUE, PARTS_CUE
+from kb.units import strip_marker
 
 MAX_CHILDREN = 12  # an outline list longer than this is a table of contents, not an answer
+# a sub-heading directly over a short list ("### 短期改进措施" / "1. 建立责任意识" "2. 提升执行力")
+# brings that list's items, indented under it, when there are at most this many sub-headings
+# and items: the heading alone names a part, its items say what the part holds
+MAX_ITEMS_UNDER = 4
+MAX_CHILDREN_WITH_ITEMS = 4
 MIN_TERM_CHARS = 2  # single characters name nothing on their own
 
 
@@ -35,6 +41,7 @@ def _hits(terms: list[str], text: str) -> int:
 
 
 _NAME_END = re.compile(r"[：:（(—–-]")
+_LINE_BREAKS = re.compile(r"\s*\n\s*")
 
 
 def heading_name(label: str) -> str:
@@ -101,19 +108,42 @@ def label_span(text: str, h: Heading) -> tuple[int, int]:
     return (i, i + len(h.label)) if i >= 0 else (h.start, h.end)
 
 
+def items_under(index, source: str, heading: Heading) -> list[int]:
+    """The items of the first list directly under ``heading`` (in its own section, not in a
+    deeper one), when it has at most ``MAX_ITEMS_UNDER``; else none."""
+    units = index.units_of_section.get((source, heading.path), [])
+    first = next((u for u in units if index.units[u].kind == "item" and index.units[u].list_id >= 0), None)
+    if first is None:
+        return []
+    items = [u for u in units if index.units[u].list_id == index.units[first].list_id]
+    return items if len(items) <= MAX_ITEMS_UNDER else []
+
+
 def compose(index, found: OutlineList, script: str, first_n: int = 1) -> tuple[str, list[Citation]]:
-    """The sub-headings as the answer's points, each citing its own heading line."""
+    """The sub-headings as the answer's points, each citing its own heading line, with the
+    short list right under each when there are few (``items_under``)."""
     doc = index.documents[found.source]
     citations: list[Citation] = []
     points: list[str] = []
-    for n, child in enumerate(found.children, start=first_n):
+    n = first_n
+    with_items = len(found.children) <= MAX_CHILDREN_WITH_ITEMS
+    for child in found.children:
         start, end = label_span(doc.text, child)
         citations.append(Citation(n=n, source=found.source, title=doc.title, section=child.path,
                                   start=start, end=end, quote=doc.text[start:end],
                                   score=round(found.score, 4)))
         points.append(f"- {doc.text[start:end]} [{n}]")
+        n += 1
+        for u in items_under(index, found.source, child) if with_items else []:
+            unit = index.units[u]
+            citations.append(Citation(n=n, source=found.source, title=doc.title, section=child.path,
+                                      start=unit.start, end=unit.end, quote=doc.text[unit.start : unit.end],
+                                      score=round(found.score, 4)))
+            text = strip_marker(_LINE_BREAKS.sub(" ", doc.text[unit.start : unit.end])).strip()
+            points.append(f"  - {text} [{n}]")
+            n += 1
     topic = normalize(found.heading.label).replace(" ", "")
-    lead = in_script(f"关于“{topic}”，资料中分为以下{len(points)}个方面：", script)
+    lead = in_script(f"关于“{topic}”，资料中分为以下{len(found.children)}个方面：", script)
     return "\n".join([lead, *points]), citations
 
 
