@@ -283,7 +283,8 @@ YEAR_ASK = re.compile(r"哪一?年|什么年份|哪个年份|几几年|何年")
 YEAR_VALUE = re.compile(r"\d{4}\s*年|[一二三四五六七八九〇零]{4}\s*年|\d{2,4}\s*年代|[一二三四五六七八九十]+十年代")
 # A ranking or a figure of the moment ("现在排第一的品牌是哪家"): a real-time fact
 REALTIME_QUESTION = re.compile(r"(?:现在|目前|当前|如今|最新)[^，,。；;？?]{0,12}?(?:排名|排第|第一|最大|最多|最高|最低|哪家)")
-# Chit-chat and tasks that are no question about the documents: a poem, a joke, company
+# Chit-chat and tasks that are no question about the documents: a poem, a joke, someone to chat
+# with, writing or translating on the asker's behalf ("帮我写一封辞职信")
 CHITCHAT = re.compile(r"写(?:一)?首|作(?:一)?首|打油诗|讲(?:一)?个笑话|说(?:一)?个笑话|陪我聊|聊聊天|陪我说说话"
                       r"|(?:帮|替|给)我(?:写|起草|拟|润色|翻译)")
 # Personal records no document holds: what is left of *my* leave, *my* badge number.

@@ -246,17 +246,16 @@ class ScopeGuard:
             out.append(m.group(0))
         for ask, value in ((PERCENT_ASK, PERCENT_VALUE), (DURATION_ASK, DURATION_VALUE),
                            (COUNT_ASK, COUNT_VALUE), (DATE_ASK, DATE_VALUE), (AMOUNT_ASK, AMOUNT_VALUE),
-                           (YEAR_ASK, YEAR_VALUE)):
+                           (YEAR_ASK, YEAR_VALUE), (UNIT_ASK, None)):
             m = ask.search(q)
             if m and ask is DURATION_ASK:
                 value = duration_value(m.group(0))  # in the unit asked
+            if m and ask is UNIT_ASK:
+                value = unit_value(m.group(1))  # a count of the unit asked (多少字, 几楼)
             if m and ask is PERCENT_ASK and PERCENT_NUMBER_ASK.search(q):
                 value = PERCENT_NUMBER  # as a number
-            if m and not value.search(ev):  # asks for a share or a length the passages never give
+            if m and not value.search(ev):  # asks for a value the passages never give in its terms
                 out.append(m.group(0))
-        m = UNIT_ASK.search(q)
-        if m and not unit_value(m.group(1)).search(ev):  # a count in its unit the passages never give
-            out.append(m.group(0))
         m = WHO_ASK.search(q)
         if m and not any(f == "nr" and len(w) >= 2 for w, f in self._pos.cut(ev)):  # names nobody
             out.append(m.group(0))

