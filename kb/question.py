@@ -103,7 +103,9 @@ WHO = ("谁", "哪个部门", "哪个岗位", "哪个人")
 # -- shapes: what kind of answer to compose ----------------------------------------------------
 SHAPES = ("list", "why", "how", "difference", "definition", "fact")
 # a number of items ("有哪些原因", "哪三种选择"): a list, whatever else the question asks
-COUNT = ("哪些", "哪几", "几点", "几个", "几方面", "几类", "几种", "列举",
+# ("几个小时/月/工作日" asks for a duration, not for items)
+COUNT = ("哪些", "哪几", "几点", "几个(?!小时|钟头|月|工作日|星期|礼拜|季度|百分点)", "几方面", "几类",
+         "几种", "列举",
          r"哪[一二两三四五六七八九十\d]+\s*[个种項项点条類类方面大块塊步]")
 # asking for a list without a count: its items, steps, duties (a shape only: an FAQ question and
 # its paraphrase need not both say 流程)
