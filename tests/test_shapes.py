@@ -250,3 +250,43 @@ def test_the_list_under_a_heading_that_names_the_question_is_answered_whole(tmp_
     assert a["answered"]
     for item in ("深入分析问题根源", "制定切实可行的解决方案", "调动必要的资源支持"):
         assert item in a["answer"]
+
+
+def test_a_heading_the_question_negates_is_not_what_it_asks_for():
+    from kb.answer.outline import names_the_question, said_in
+
+    assert not said_in("达标", "员工改进不达标时，规范流程包括哪几个环节？")
+    assert said_in("达标", "员工改进达标以后还要做什么？")
+    assert said_in("达标", "不达标的员工怎么处理", name="不达标处理")  # the heading negates it too
+    assert not names_the_question(["改进", "达标"], "员工改进不达标时，规范流程包括哪几个环节？", every=True)
+    assert names_the_question(["规范", "流程"], "员工改进不达标时，规范流程包括哪几个环节？", every=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("question, cited, not_cited", [
+    # a value: the article that gives it, not the cases a matching lead line announces
+    ("不想干了，辞职得提前多久跟公司打招呼？", "劳动者解除劳动合同，应当提前三十日以书面形式通知用人单位", "（一）"),
+    # a sentence that enumerates in itself, not only a list of bullets in a guide (the best
+    # passage's best line still joins it)
+    ("离职证明上必须写清楚哪些东西", "应当写明劳动合同期限", None),
+    # "改进不达标" does not name the heading "改进达标"; the list under 规范流程 answers
+    ("员工改进不达标时，规范流程包括哪几个环节？", "问题记录", "全面评估"),
+    # the items of the label the question names in full, not the sub-headings of the page
+    ("过程管理里给反馈要遵循哪几个原则？", "及时性", "工具支持"),
+])
+def test_the_passage_that_answers_is_the_one_cited(workplace_service, question, cited, not_cited):
+    """On the workplace corpus with the real model: each question cites the passage that
+    answers it and not the near miss the answerer used to pick."""
+    a = workplace_service.ask(question, log=False)
+    assert a.answered
+    docs = workplace_service.served.index.documents
+    quotes = [docs[c.source].text[c.start : c.end] for c in a.citations]
+    assert any(cited in q for q in quotes), quotes
+    assert not_cited is None or not any(not_cited in q for q in quotes), quotes
+
+
+def test_a_duration_asked_with_jige_is_no_list():
+    from kb.question import question_shape
+
+    assert question_shape("一天最多加班几个小时？") == "fact"  # a duration, not a count of items
+    assert question_shape("加班分哪几个情形？") == "list"

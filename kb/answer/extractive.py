@@ -272,7 +272,7 @@ class ExtractiveAnswerer:
         if shape in ("list", "how"):
             # a list made of sub-headings: the outline built at ingest answers it whole
             found = outline.find_list(idx, tokens, rows, resolved, parts.segmenter.tokens)
-            if found is not None:
+            if found is not None and not self._named_list_in(rows[0], resolved, found.heading.label):
                 answer_md, citations = outline.compose(idx, found, script)
                 return Answer(
                     question=question, answered=True, answer=answer_md, citations=citations,
@@ -302,7 +302,7 @@ class ExtractiveAnswerer:
             if not chosen and shape in ("list", "how"):
                 # the items under the heading of a best passage that names what is asked
                 found = outline.section_list(idx, rows, resolved, parts.segmenter.words)
-                if found is not None:
+                if found is not None and not self._enumerates_better(unit_cos, found[0], cand_rows[:3]):
                     (chosen, lead_topic), structured = found, True
             if not chosen:
                 n = 4 if shape == "fact" else 5
@@ -367,6 +367,34 @@ class ExtractiveAnswerer:
             per_chunk[idx.units[u].chunk] = per_chunk.get(idx.units[u].chunk, 0) + 1
         return chosen
 
+    def _enumerates_better(self, unit_cos: dict[int, float], items: Sequence[int], rows: Sequence[int],
+                           topic: float = 0.0) -> bool:
+        """The best-matching unit, in one of ``rows``, is a sentence outside any list that
+        enumerates in itself (``INLINE_ENUMERATION``) and matches better than the list's
+        ``items`` and its ``topic`` line: it, not their list, answers the question."""
+        idx = self.parts.index
+        if not unit_cos:
+            return False
+        top = max(unit_cos, key=unit_cos.get)
+        rival = max([unit_cos.get(u, 0.0) for u in items] + [topic])
+        return (idx.units[top].list_id < 0 and idx.units[top].kind == "sentence"
+                and idx.units[top].chunk in rows
+                and len(INLINE_ENUMERATION.findall(idx.unit_text(top))) >= 2
+                and unit_cos[top] > rival + INLINE_LIST_MARGIN)
+
+    def _named_list_in(self, row: int, question: str, heading: str) -> bool:
+        """Whether passage ``row`` holds a list whose own name the question says in full (the
+        items under "1. **反馈原则**" for "反馈要遵循哪几个原则"), other than ``heading``: more
+        specific than the sub-headings of that heading above the passage."""
+        idx = self.parts.index
+        firsts: dict[int, int] = {}
+        for u in idx.units_of_chunk.get(row, []):
+            if idx.units[u].list_id >= 0 and idx.units[u].kind == "item":
+                firsts.setdefault(idx.units[u].list_id, u)
+        topics = {self.structure.list_topic(row, u) for u in firsts.values()}
+        name = outline.heading_name(heading)
+        return any(t and outline.heading_name(t) != name and self._names_in_full(t, question) for t in topics)
+
     def _pick_list(self, scored: dict[int, float], rows: list[int], unit_cos: dict[int, float],
                    strict: bool = False, shape: str = "list", tokens: list[str] | None = None,
                    question: str = "") -> tuple[list[int], str]:
@@ -411,11 +439,8 @@ class ExtractiveAnswerer:
                 holds_best = vals[0] >= top_raw
         if best_key is None:
             return [], ""
-        top = max(unit_cos, key=unit_cos.get)
-        if (idx.units[top].list_id < 0 and idx.units[top].kind == "sentence"
-                and len(INLINE_ENUMERATION.findall(idx.unit_text(top))) >= 2
-                and unit_cos[top] > max(unit_cos[u] for u in lists[best_key]) + INLINE_LIST_MARGIN):
-            return [], ""  # the best sentence enumerates in itself
+        if self._enumerates_better(unit_cos, lists[best_key], rows[:3], best_topic):
+            return [], ""
         if strict and best_topic < top_raw - 0.005:
             return [], ""
         # the list is the answer when its heading matches about as well as anything, or when

@@ -54,11 +54,27 @@ def heading_name(label: str) -> str:
 _NUMBER = re.compile(r"^(?:\d{1,3}[.、．)）]\s*|[一二三四五六七八九十]+[、.．]\s*|第[一二三四五六七八九十百\d]+[章节節篇部分]\s*)")
 
 
+_NEGATORS = "不未没非无"
+
+
+def said_in(word: str, question: str, name: str = "") -> bool:
+    """``word`` occurs in ``question`` and is not only negated there: "达标" is not said by
+    "改进不达标时…" (unless the heading's ``name`` negates it too: "不达标处理")."""
+    at = question.find(word)
+    while at >= 0:
+        if at == 0 or question[at - 1] not in _NEGATORS or question[at - 1] + word in name:
+            return True
+        at = question.find(word, at + 1)
+    return False
+
+
 def names_the_question(name_terms: list[str], question: str, every: bool = False) -> bool:
     """The heading's name is what the question asks about: at least half of its words (two
-    characters or more) occur in the question; with ``every``, all of them."""
+    characters or more) are said in the question (``said_in``: not only negated); with
+    ``every``, all of them."""
     words = [w for w in dict.fromkeys(normalize(t) for t in name_terms) if len(w) >= MIN_TERM_CHARS]
-    found = sum(1 for w in words if w in question)
+    name = "".join(normalize(t) for t in name_terms)
+    found = sum(1 for w in words if said_in(w, question, name))
     return bool(words) and (found == len(words) if every else found * 2 >= len(words))
 
 
