@@ -271,6 +271,8 @@ def test_a_heading_the_question_negates_is_not_what_it_asks_for():
     ("离职证明上必须写清楚哪些东西", "应当写明劳动合同期限", None),
     # "改进不达标" does not name the heading "改进达标"; the list under 规范流程 answers
     ("员工改进不达标时，规范流程包括哪几个环节？", "问题记录", "全面评估"),
+    # the best passage's own sentence, not the list of cases of a weaker passage
+    ("合同到期 服务期没满 怎么办", "劳动合同应当续延至服务期满", "严重违反用人单位的规章制度"),
     # the items of the label the question names in full, not the sub-headings of the page
     ("过程管理里给反馈要遵循哪几个原则？", "及时性", "工具支持"),
 ])

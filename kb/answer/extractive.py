@@ -59,6 +59,12 @@ UNIT_RANK_PENALTY = 0.01  # per rank of the unit's passage (0.03 and 0.05 measur
 # list question itself: the list is not taken
 INLINE_ENUMERATION = re.compile(r"[、；;]")
 INLINE_LIST_MARGIN = 0.01
+# when the best-matching sentence is in the best passage (passage and sentence agree) and in no
+# list, a list of another passage answers only when its lead or heading matches within this of
+# that sentence, or one of its items within the second (measured on both corpora: workplace
+# citation hit .801 -> .812 on twenty question sets, bundled unchanged)
+ELSEWHERE_TOPIC_MARGIN = 0.005
+ELSEWHERE_ITEM_MARGIN = 0.015
 
 
 _CLAUSE = re.compile(r"[^，,；;。！？!?]*[，,；;。！？!?]*")
@@ -443,6 +449,11 @@ class ExtractiveAnswerer:
             return [], ""
         if strict and best_topic < top_raw - 0.005:
             return [], ""
+        top_unit = max(unit_cos, key=unit_cos.get)
+        if (rows and idx.units[top_unit].chunk == rows[0] and idx.units[top_unit].list_id < 0
+                and best_key[0] != rows[0] and best_topic < top_raw - ELSEWHERE_TOPIC_MARGIN
+                and max(unit_cos[u] for u in lists[best_key]) < top_raw - ELSEWHERE_ITEM_MARGIN):
+            return [], ""  # the best passage's own sentence answers; the list elsewhere is weaker
         # the list is the answer when its heading matches about as well as anything, or when
         # it holds the single best-matching sentence
         if best_topic < top_raw - 0.015 and best_score < top_raw - 0.04 and not holds_best:
