@@ -292,3 +292,19 @@ def test_a_duration_asked_with_jige_is_no_list():
 
     assert question_shape("一天最多加班几个小时？") == "fact"  # a duration, not a count of items
     assert question_shape("加班分哪几个情形？") == "list"
+
+
+def test_the_sentence_that_picks_one_of_the_options_joins_them(tmp_path):
+    """"…有三种选择：一是…；二是…；三是…。" then "绝大部分的总经理都采取了第三种选择…": an
+    answer citing the options goes on to the sentence that says which one is taken."""
+    guide = ("# 营销部门的演变\n\n当营销部门和销售部门之间的冲突过大时，公司的正常经营活动开始受到影响。\n"
+             "这时，公司的总经理有三种选择：\n一是将营销部门重新纳入销售经理的管理之下；\n"
+             "二是由一名常务副总经理来处理两个部门之间的矛盾；三是将销售部门纳入营销经理的管理之下。\n"
+             "绝大部分的总经理都采取了第三种选择，即将企业的销售功能纳入了营销部门之中。\n\n"
+             "## 其他\n\n营销部门负责市场调研。\n")
+    svc = guide_service(tmp_path, guide)
+    a = svc.ask("营销部门和销售部门冲突过大时，总经理有哪三种选择？").to_dict()
+    assert a["answered"]
+    quotes = " ".join(c["quote"] for c in a["citations"])
+    assert "三是将销售部门纳入营销经理的管理之下" in quotes
+    assert "绝大部分的总经理都采取了第三种选择" in quotes

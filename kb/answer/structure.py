@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 from ingest.chunk import HEADING_STYLES
+from ingest.normalize import normalize
 from kb.index import KnowledgeIndex
 from kb.question import ASKS
 from kb.units import follows, item_number, marker_style, strip_marker
@@ -23,6 +24,9 @@ ANNOUNCER = re.compile(
 _ENDS_IN_COLON = re.compile(r"[:：]\s*$")
 _BACK_REFERENCE = re.compile(r"(于是|因此|所以|因而|从而|这样|这种|这也|这就|此外|同时|但是|然而|总之|可见|其中)")
 _GOES_ON = re.compile(r"(其次|再次|再者|另外|此外|最后|第[二三四五]|其(?![他它中次实])|这(?![样里些])|此(?![外时])|一个是)")
+# a sentence right after a list that picks one of its items or sums them up ("绝大部分的总经理
+#都采取了第三种选择…", "以上几点…"): it completes a list answer
+_LIST_SEQUEL = re.compile(r"^.{0,30}?(?:第[一二三四五六七八九十\d]+(?:种|个|项|点|类)|以上|上述)")
 _TITLE_ONLY = 12  # an item this short is a title; its explanation follows
 
 
@@ -313,7 +317,8 @@ class DocumentStructure:
     def context(self, chosen: list[int], structured: bool) -> list[int]:
         """Sentences around the chosen ones that they need: the sentence before one that opens
         by referring back ("于是,…", "因此…"), the sentences after one that go on with it
-        ("其次…", "最后…", "其优点是…", "这…"), and, when the answer is thin (one or two points of prose), the
+        ("其次…", "最后…", "其优点是…", "这…") or pick one of what it enumerates ("…采取了第三种
+        选择": ``_LIST_SEQUEL``; after a list answer too), and, when the answer is thin (one or two points of prose), the
         sentences before and after the best one, which usually explain it."""
         idx = self.index
 
@@ -330,11 +335,22 @@ class DocumentStructure:
             k = u
             for _ in range(3):
                 nxt = k + 1
-                if (nxt >= len(idx.units) or nxt in out or not _GOES_ON.match(idx.unit_text(nxt))
-                        or not same_paragraph(k, nxt)):
+                if nxt >= len(idx.units) or nxt in out or not same_paragraph(k, nxt):
+                    break
+                if not (_GOES_ON.match(idx.unit_text(nxt)) or _LIST_SEQUEL.match(normalize(idx.unit_text(nxt)))):
                     break
                 out.insert(out.index(k) + 1, nxt)
                 k = nxt
+        items = [u for u in out if idx.units[u].list_id >= 0 and idx.units[u].kind == "item"]
+        if structured and items:  # the sentence after the list that picks or sums up its items
+            last = max(items, key=lambda u: (idx.units[u].chunk, idx.units[u].start))
+            last = max((u for u in range(last, min(last + 6, len(idx.units)))
+                        if idx.units[u].list_id == idx.units[last].list_id), default=last)
+            nxt = last + 1
+            if (nxt < len(idx.units) and nxt not in out and idx.units[nxt].kind == "sentence"
+                    and idx.chunks[idx.units[nxt].chunk].source == idx.chunks[idx.units[last].chunk].source
+                    and _LIST_SEQUEL.match(normalize(idx.unit_text(nxt)))):
+                out.append(nxt)
         if not structured and chosen and len(chosen) <= 2:
             nxt = chosen[0] + 1
             if nxt < len(idx.units) and nxt not in out and same_paragraph(chosen[0], nxt):
