@@ -308,3 +308,15 @@ def test_the_sentence_that_picks_one_of_the_options_joins_them(tmp_path):
     quotes = " ".join(c["quote"] for c in a["citations"])
     assert "三是将销售部门纳入营销经理的管理之下" in quotes
     assert "绝大部分的总经理都采取了第三种选择" in quotes
+
+
+def test_sub_headings_of_the_kind_asked_for_answer_a_count_question(tmp_path):
+    """"分成哪几个阶段" over sub-headings "（一）初创阶段", "（二）扩张阶段", …: they are the
+    stages, though their heading ("篇二") names nothing the question says."""
+    guide = ("# 篇一\n\n营销部门负责品牌与调研。\n\n# 篇二\n\n### （一）初创阶段\n\n公司只有销售部门，负责卖货。\n\n"
+             "### （二）扩张阶段\n\n销售部门兼做调研和广告。\n\n### （三）成熟阶段\n\n设立独立的营销部门。\n")
+    svc = guide_service(tmp_path, guide)
+    a = svc.ask("营销部门的发展分成哪几个阶段？").to_dict()
+    assert a["answered"]
+    quotes = [c["quote"] for c in a["citations"]]
+    assert quotes[:3] == ["（一）初创阶段", "（二）扩张阶段", "（三）成熟阶段"], quotes

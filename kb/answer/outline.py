@@ -78,6 +78,16 @@ def names_the_question(name_terms: list[str], question: str, every: bool = False
     return bool(words) and (found == len(words) if every else found * 2 >= len(words))
 
 
+# the kind of thing a count question asks for: "分成哪几个阶段" -> 阶段, "有哪些原则" -> 原则
+_ASKED_KIND = re.compile(r"(?:哪几|哪些|几)(?:个|种|类|大|项|条)?([\u4e00-\u9fff]{2})(?=[？?，,。；;！!\s]|$)")
+
+
+def asked_kind(question: str) -> str:
+    """The two-character noun a count question ends its ask with ("" when none)."""
+    m = _ASKED_KIND.search(normalize(question))
+    return m.group(1) if m else ""
+
+
 def find_list(index, terms: list[str], rows: list[int], question: str,
               tokenize: Callable[[str], list[str]], top: int = 3) -> OutlineList | None:
     """The heading whose sub-headings answer a list ``question`` with content ``terms``
@@ -103,6 +113,15 @@ def find_list(index, terms: list[str], rows: list[int], question: str,
             if not 2 <= len(children) <= MAX_CHILDREN:
                 continue
             own = _hits(terms, h.label)
+            kind = asked_kind(question)
+            of_kind = sum(1 for c in children if heading_name(normalize(c.label)).endswith(kind)) if kind else 0
+            if of_kind >= 2 and of_kind * 2 >= len(children):
+                # the sub-headings are the things asked for by their kind ("演变分成哪几个阶段"
+                # over "(一)简单的销售部门阶段", "(二)…阶段"): the heading need not be named
+                score = 1.0 + _hits(terms, h.path) - 0.5 * rank + 0.01 * h.level
+                if best is None or score > best.score:
+                    best = OutlineList(chunk.source, h, children, score)
+                continue
             if not own or not names_the_question(tokenize(heading_name(h.label)), question):
                 continue  # the heading itself must name what is asked about
             if any(names_the_question(tokenize(heading_name(c.label)), question) for c in children):
