@@ -4,7 +4,9 @@ sub-headings ("帮扶方案包括哪几块？" over a guide whose section "具�
 
 The outline is the one built at ingest (``KnowledgeIndex.outline``); nothing here re-reads the
 document's structure. A heading answers when it sits above one of the best passages, has two
-or more sub-headings, and its own label names what the question asks about."""
+or more sub-headings, and its own label names what the question asks about, or the
+sub-headings are, by their last word, the kind of thing a count question asks for ("分成哪几个
+阶段" over "（一）初创阶段", "（二）扩张阶段")."""
 
 from __future__ import annotations
 
