@@ -320,3 +320,16 @@ def test_sub_headings_of_the_kind_asked_for_answer_a_count_question(tmp_path):
     assert a["answered"]
     quotes = [c["quote"] for c in a["citations"]]
     assert quotes[:3] == ["（一）初创阶段", "（二）扩张阶段", "（三）成熟阶段"], quotes
+
+
+def test_a_how_question_whose_passages_span_the_sub_headings_gets_them_all(tmp_path):
+    """"还是不达标，接下来怎么处理？" asks for no list, but its best passages lie under several
+    sub-headings of 不达标处理: the answer is those sub-headings, not the first one's items."""
+    guide = ("# 员工改进\n\n改进需要耐心。\n\n## 不达标处理\n\n### 规范流程\n\n- 记录不达标的问题\n- 与员工沟通确认问题\n\n"
+             "### 合理警告\n\n- 口头警告不达标的员工\n- 书面警告并说明后果\n\n"
+             "### 妥善离职\n\n- 仍不达标的员工办理离职\n- 做好离职沟通\n\n## 其他\n\n培训要定期。\n")
+    svc = guide_service(tmp_path, guide)
+    a = svc.ask("员工一直不达标，接下来怎么处理？").to_dict()
+    assert a["answered"]
+    quotes = [c["quote"] for c in a["citations"]]
+    assert [q for q in quotes if not q.startswith("-")] == ["规范流程", "合理警告", "妥善离职"], quotes

@@ -128,7 +128,12 @@ def find_list(index, terms: list[str], rows: list[int], question: str,
                 continue  # the heading itself must name what is asked about
             if any(names_the_question(tokenize(heading_name(c.label)), question) for c in children):
                 continue  # the question asks about one of its parts, not for the parts
-            if not (PARTS_CUE if h.parent < 0 else LIST_CUE).search(question):
+            # the best passages lie under two or more of its sub-headings: retrieval says the
+            # answer spans its parts ("还是不达标，接下来咋处理" over 规范流程, 合理警告, 妥善离职)
+            spanned = {c.path for c in children for r in rows[:top] if index.chunks[r].source == chunk.source
+                       and (index.chunks[r].section + " > ").startswith(c.path + " > ")}
+            if not (PARTS_CUE if h.parent < 0 else LIST_CUE).search(question) and not (
+                    h.parent >= 0 and len(spanned) >= 2):
                 # the question must ask for several things; of a document's top heading (its
                 # title), for its parts
                 continue
