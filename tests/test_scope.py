@@ -170,3 +170,12 @@ def test_a_listed_name_the_corpus_does_use_is_answerable(segmenter):
 ])
 def test_a_value_must_be_given_in_the_terms_asked(guard, question, evidence, unaddressed):
     assert guard.unaddressed(question, evidence) == unaddressed
+
+
+def test_a_modal_adverb_of_written_rules_is_no_subject(segmenter):
+    """"方可" (jieba's dictionary tags it a noun) is not something the question asks about."""
+    corpus = CORPUS + ["参加基本养老保险的个人，累计缴费满十五年的，按月领取基本养老金。"]
+    words = set().union(*(segmenter.phrases(text) for text in corpus))
+    bigrams = {t for text in corpus for t in segmenter.tokens(text)}
+    guard = ScopeGuard(segmenter.tokenizer, words, bigrams=bigrams)
+    assert guard.unanswerable("参加基本养老保险的人员需累计缴费多少年方可按月领取养老金？") == []

@@ -79,6 +79,8 @@ _CJK = re.compile(r"[\u4e00-\u9fff]+")
 # word up) a modal verb ("能领" of 能领取), is a mis-cut
 _NOT_A_SUBJECT = re.compile(r"[我你您他她咱]|^(?:哪|什么|怎么|多少|多长|多久|多大|几)")
 _MODAL_START = re.compile(r"^[能会要可该得想需]")
+# "方可", "即可", "均可": a modal adverb of written rules, which jieba's dictionary tags as a noun
+_MODAL_ADVERB = re.compile(r"^[方才即均亦皆便]可$")
 _LATIN = re.compile(r"[a-z][a-z0-9+#.-]*[a-z0-9+#]")  # normalised text is lower case
 
 
@@ -122,7 +124,7 @@ class ScopeGuard:
         ("给我发", "哪些地方"): no subject of the question."""
         return [(w, f) for w, f in self._compounds(q)
                 if len(w) >= 2 and f.startswith(_NOUN_FLAGS) and not HOW_MUCH_RE.fullmatch(w)
-                and w not in VALUE_ATTRIBUTES and not _NOT_A_SUBJECT.search(w)
+                and w not in VALUE_ATTRIBUTES and not _NOT_A_SUBJECT.search(w) and not _MODAL_ADVERB.match(w)
                 and not (_MODAL_START.match(w) and not self._in_dictionary(w))]
 
     def _compounds(self, q: str) -> list[tuple[str, str]]:
