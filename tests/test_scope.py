@@ -16,12 +16,18 @@ CORPUS = [
 ]
 
 
+def vocabulary(segmenter, corpus: list[str]) -> tuple[set[str], set[str]]:
+    """A corpus's words and runs of words (what ``KnowledgeIndex.words`` holds) and its BM25
+    tokens (character pairs among them), as the guard is handed them."""
+    words = set().union(*(segmenter.phrases(text) for text in corpus))
+    return words, {t for text in corpus for t in segmenter.tokens(text)}
+
+
 @pytest.fixture(scope="module")
 def guard(segmenter):
     # what an index over these texts holds: its words and runs of words (words.txt), and the
     # BM25 vocabulary's character pairs
-    words = set().union(*(segmenter.phrases(text) for text in CORPUS))
-    bigrams = {t for text in CORPUS for t in segmenter.tokens(text)}
+    words, bigrams = vocabulary(segmenter, CORPUS)
     return ScopeGuard(segmenter.tokenizer, words, known_terms=["考核", "KPI"], bigrams=bigrams)
 
 
@@ -64,8 +70,7 @@ def test_real_value_questions_about_unknown_things_are_refused(real_service, que
 
 def test_a_noun_inside_a_known_term_is_that_term(segmenter):
     corpus = CORPUS + ["女职工生育享受不少于九十天的产假。"]
-    words = set().union(*(segmenter.phrases(text) for text in corpus))
-    bigrams = {t for text in corpus for t in segmenter.tokens(text)}
+    words, bigrams = vocabulary(segmenter, corpus)
     bare = ScopeGuard(segmenter.tokenizer, words, bigrams=bigrams)
     assert "孩子" in bare.unanswerable("女职工生孩子有多少天产假?")  # jieba: 生|孩子
     known = ScopeGuard(segmenter.tokenizer, words, known_terms=["生育", "生孩子"], bigrams=bigrams)
@@ -74,8 +79,7 @@ def test_a_noun_inside_a_known_term_is_that_term(segmenter):
 
 def test_a_one_character_noun_and_the_noun_after_it_are_one_subject(segmenter):
     corpus = CORPUS + ["女职工生育享受不少于九十天的产假。"]
-    words = set().union(*(segmenter.phrases(text) for text in corpus))
-    bigrams = {t for text in corpus for t in segmenter.tokens(text)}
+    words, bigrams = vocabulary(segmenter, corpus)
     guard = ScopeGuard(segmenter.tokenizer, words, bigrams=bigrams)
     assert guard.unanswerable("女职工的陪产假能休几天?") == ["陪产假"]  # jieba: 陪|产假
     assert guard.unanswerable("女职工的产假能休几天?") == []
@@ -134,8 +138,7 @@ def test_listed_organisations_and_platforms_the_corpus_never_names(guard, questi
 
 def test_a_listed_name_the_corpus_does_use_is_answerable(segmenter):
     corpus = CORPUS + ["华为的市场部负责品牌，销售部负责回款。"]
-    words = set().union(*(segmenter.phrases(text) for text in corpus))
-    bigrams = {t for text in corpus for t in segmenter.tokens(text)}
+    words, bigrams = vocabulary(segmenter, corpus)
     guard = ScopeGuard(segmenter.tokenizer, words, bigrams=bigrams)
     assert guard.unanswerable("华为的市场部和销售部是怎么分工的?") == []
     # and a list handed in replaces the shipped one
@@ -175,7 +178,6 @@ def test_a_value_must_be_given_in_the_terms_asked(guard, question, evidence, una
 def test_a_modal_adverb_of_written_rules_is_no_subject(segmenter):
     """"方可" (jieba's dictionary tags it a noun) is not something the question asks about."""
     corpus = CORPUS + ["参加基本养老保险的个人，累计缴费满十五年的，按月领取基本养老金。"]
-    words = set().union(*(segmenter.phrases(text) for text in corpus))
-    bigrams = {t for text in corpus for t in segmenter.tokens(text)}
+    words, bigrams = vocabulary(segmenter, corpus)
     guard = ScopeGuard(segmenter.tokenizer, words, bigrams=bigrams)
     assert guard.unanswerable("参加基本养老保险的人员需累计缴费多少年方可按月领取养老金？") == []
