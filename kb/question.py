@@ -275,6 +275,18 @@ def unit_value(unit: str) -> re.Pattern:
 # who first said, wrote or made something ("最早是谁提出的", "作者是谁"): a passage answering it
 # names a person
 WHO_ASK = re.compile(r"谁(?:最早|最先|首先)?(?:提出|发明|创立|创造|写的|写了|说的|总结)|作者是谁|最早是谁|出自谁")
+# a ready-made artifact (a template, a piece of software, a platform, a course) asked for by its
+# kind: a passage answering it names that kind ("有没有现成的问卷模板", "会议纪要用啥软件记")
+ARTIFACT_ASK = re.compile(
+    r"(模板|范本|范文)|(?:什么|啥|哪个|哪款|哪种|哪些)(软件|软体|app|小程序|平台|网站)"
+    r"|推荐[^，,。；;？?]{0,16}?(软件|软体|app|小程序|平台|网站|课程|书)")
+
+
+def artifact_asked(match: re.Match) -> str:
+    """The kind of artifact an ``ARTIFACT_ASK`` match asks for (模板, 软件…)."""
+    return next(g for g in match.groups() if g)
+
+
 # a title in book-title marks (《营销管理》): a book, law, form or journal the question names
 TITLE = re.compile(r"《([^《》]{2,30})》")
 # a sum of money ("多少钱", "几万块") and a year ("哪年发表的"): what passages giving one hold

@@ -181,3 +181,14 @@ def test_a_modal_adverb_of_written_rules_is_no_subject(segmenter):
     words, bigrams = vocabulary(segmenter, corpus)
     guard = ScopeGuard(segmenter.tokenizer, words, bigrams=bigrams)
     assert guard.unanswerable("参加基本养老保险的人员需累计缴费多少年方可按月领取养老金？") == []
+
+
+@pytest.mark.parametrize(("question", "evidence", "unaddressed"), [
+    ("有没有现成的满意度调查问卷模板可以直接用？", "定期开展员工满意度调查，了解员工对办公环境的看法。", ["模板"]),
+    ("有没有现成的满意度调查问卷模板可以直接用？", "附件一：员工满意度调查问卷模板。", []),
+    ("跟下属一对一面谈，会议纪要用啥软件记比较方便？", "一对一面谈要提前准备议题，做好会谈记录。", ["啥软件"]),
+    ("推荐一个适合员工自学的在线学习平台", "公司为员工提供内部培训和导师制度。", ["推荐一个适合员工自学的在线学习平台"]),
+    ("艾奇软件公司的市场部为什么会陷入低谷？", "北京艾奇软件公司后来陷入低谷。", []),  # a name, not an ask
+])
+def test_a_ready_made_artifact_asked_for_must_be_named_by_the_passages(guard, question, evidence, unaddressed):
+    assert guard.unaddressed(question, evidence) == unaddressed

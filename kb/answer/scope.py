@@ -32,6 +32,7 @@ from ingest.normalize import normalize
 from kb.question import (
     AMOUNT_ASK,
     AMOUNT_VALUE,
+    ARTIFACT_ASK,
     CHITCHAT,
     COUNT_ASK,
     COUNT_VALUE,
@@ -56,6 +57,7 @@ from kb.question import (
     WHO_ASK,
     YEAR_ASK,
     YEAR_VALUE,
+    artifact_asked,
     duration_value,
     unit_value,
 )
@@ -257,6 +259,9 @@ class ScopeGuard:
             if m and ask is PERCENT_ASK and PERCENT_NUMBER_ASK.search(q):
                 value = PERCENT_NUMBER  # as a number
             if m and not value.search(ev):  # asks for a value the passages never give in its terms
+                out.append(m.group(0))
+        for m in ARTIFACT_ASK.finditer(q):  # a template, software… that no passage names
+            if artifact_asked(m) not in ev and m.group(0) not in out:
                 out.append(m.group(0))
         m = WHO_ASK.search(q)
         if m and not any(f == "nr" and len(w) >= 2 for w, f in self._pos.cut(ev)):  # names nobody
