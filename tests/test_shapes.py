@@ -169,6 +169,13 @@ def guide_service(tmp_path, guide: str):
     return KnowledgeService(cfg, progress=False)
 
 
+def cited_quotes(svc, question: str) -> list[str]:
+    """The quotes ``question``'s answer cites, in order; the question must be answered."""
+    a = svc.ask(question).to_dict()
+    assert a["answered"], a["answer"]
+    return [c["quote"] for c in a["citations"]]
+
+
 def test_a_list_made_of_sub_headings_is_answered_whole(tmp_path):
     guide = ("# 帮扶措施\n\n帮扶不合格员工需要耐心和方法。\n\n## 具体方案\n\n### 培训指导\n\n- 针对性的课程设置\n- 实践与理论相结合\n\n"
              "### 能力提升\n\n- 安排实践任务\n- 定期复盘\n\n### 跟踪反馈\n\n- 定期检查进度\n- 及时调整方案\n\n"
@@ -303,9 +310,7 @@ def test_the_sentence_that_picks_one_of_the_options_joins_them(tmp_path):
              "绝大部分的总经理都采取了第三种选择，即将企业的销售功能纳入了营销部门之中。\n\n"
              "## 其他\n\n营销部门负责市场调研。\n")
     svc = guide_service(tmp_path, guide)
-    a = svc.ask("营销部门和销售部门冲突过大时，总经理有哪三种选择？").to_dict()
-    assert a["answered"]
-    quotes = " ".join(c["quote"] for c in a["citations"])
+    quotes = " ".join(cited_quotes(svc, "营销部门和销售部门冲突过大时，总经理有哪三种选择？"))
     assert "三是将销售部门纳入营销经理的管理之下" in quotes
     assert "绝大部分的总经理都采取了第三种选择" in quotes
 
@@ -316,9 +321,7 @@ def test_sub_headings_of_the_kind_asked_for_answer_a_count_question(tmp_path):
     guide = ("# 篇一\n\n营销部门负责品牌与调研。\n\n# 篇二\n\n### （一）初创阶段\n\n公司只有销售部门，负责卖货。\n\n"
              "### （二）扩张阶段\n\n销售部门兼做调研和广告。\n\n### （三）成熟阶段\n\n设立独立的营销部门。\n")
     svc = guide_service(tmp_path, guide)
-    a = svc.ask("营销部门的发展分成哪几个阶段？").to_dict()
-    assert a["answered"]
-    quotes = [c["quote"] for c in a["citations"]]
+    quotes = cited_quotes(svc, "营销部门的发展分成哪几个阶段？")
     assert quotes[:3] == ["（一）初创阶段", "（二）扩张阶段", "（三）成熟阶段"], quotes
 
 
@@ -329,7 +332,5 @@ def test_a_how_question_whose_passages_span_the_sub_headings_gets_them_all(tmp_p
              "### 合理警告\n\n- 口头警告不达标的员工\n- 书面警告并说明后果\n\n"
              "### 妥善离职\n\n- 仍不达标的员工办理离职\n- 做好离职沟通\n\n## 其他\n\n培训要定期。\n")
     svc = guide_service(tmp_path, guide)
-    a = svc.ask("员工一直不达标，接下来怎么处理？").to_dict()
-    assert a["answered"]
-    quotes = [c["quote"] for c in a["citations"]]
+    quotes = cited_quotes(svc, "员工一直不达标，接下来怎么处理？")
     assert [q for q in quotes if not q.startswith("-")] == ["规范流程", "合理警告", "妥善离职"], quotes

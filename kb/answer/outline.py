@@ -99,6 +99,7 @@ def find_list(index, terms: list[str], rows: list[int], question: str,
     question = normalize(question)
     if not terms:
         return None
+    kind = asked_kind(question)
     best: OutlineList | None = None
     seen: set[tuple[str, int]] = set()
     for rank, row in enumerate(rows[:top]):
@@ -114,34 +115,35 @@ def find_list(index, terms: list[str], rows: list[int], question: str,
             children = [c for c in heads if c.parent == i]
             if not 2 <= len(children) <= MAX_CHILDREN:
                 continue
-            own = _hits(terms, h.label)
-            kind = asked_kind(question)
             of_kind = sum(1 for c in children if heading_name(normalize(c.label)).endswith(kind)) if kind else 0
             if of_kind >= 2 and of_kind * 2 >= len(children):
                 # the sub-headings are the things asked for by their kind ("演变分成哪几个阶段"
                 # over "(一)简单的销售部门阶段", "(二)…阶段"): the heading need not be named
                 score = 1.0 + _hits(terms, h.path) - 0.5 * rank + 0.01 * h.level
-                if best is None or score > best.score:
-                    best = OutlineList(chunk.source, h, children, score)
-                continue
-            if not own or not names_the_question(tokenize(heading_name(h.label)), question):
-                continue  # the heading itself must name what is asked about
-            if any(names_the_question(tokenize(heading_name(c.label)), question) for c in children):
-                continue  # the question asks about one of its parts, not for the parts
-            # the best passages lie under two or more of its sub-headings: retrieval says the
-            # answer spans its parts ("还是不达标，接下来咋处理" over 规范流程, 合理警告, 妥善离职)
-            spanned = {c.path for c in children for r in rows[:top] if index.chunks[r].source == chunk.source
-                       and (index.chunks[r].section + " > ").startswith(c.path + " > ")}
-            if not (PARTS_CUE if h.parent < 0 else LIST_CUE).search(question) and not (
-                    h.parent >= 0 and len(spanned) >= 2):
-                # the question must ask for several things; of a document's top heading (its
-                # title), for its parts
-                continue
-            # its own words count most, then its ancestors', less for a lower-ranked passage
-            score = 2.0 * own + _hits(terms, h.path) - 0.5 * rank + 0.01 * h.level
+            else:
+                own = _hits(terms, h.label)
+                if not own or not names_the_question(tokenize(heading_name(h.label)), question):
+                    continue  # the heading itself must name what is asked about
+                if any(names_the_question(tokenize(heading_name(c.label)), question) for c in children):
+                    continue  # the question asks about one of its parts, not for the parts
+                if not (PARTS_CUE if h.parent < 0 else LIST_CUE).search(question) and not (
+                        h.parent >= 0 and _spanned(index, rows[:top], chunk.source, children) >= 2):
+                    # the question must ask for several things (of a document's top heading, its
+                    # title, for its parts), unless the best passages lie under two or more of
+                    # its sub-headings: retrieval says the answer spans its parts ("还是不达标，
+                    # 接下来咋处理" over 规范流程, 合理警告, 妥善离职)
+                    continue
+                # its own words count most, then its ancestors', less for a lower-ranked passage
+                score = 2.0 * own + _hits(terms, h.path) - 0.5 * rank + 0.01 * h.level
             if best is None or score > best.score:
                 best = OutlineList(chunk.source, h, children, score)
     return best
+
+
+def _spanned(index, rows: list[int], source: str, children: list[Heading]) -> int:
+    """How many of ``children`` (sub-headings in ``source``) hold one of the passages ``rows``."""
+    sections = [index.chunks[r].section + " > " for r in rows if index.chunks[r].source == source]
+    return sum(1 for c in children if any(s.startswith(c.path + " > ") for s in sections))
 
 
 def label_span(text: str, h: Heading) -> tuple[int, int]:

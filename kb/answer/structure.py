@@ -344,8 +344,7 @@ class DocumentStructure:
         items = [u for u in out if idx.units[u].list_id >= 0 and idx.units[u].kind == "item"]
         if structured and items:  # the sentence after the list that picks or sums up its items
             last = max(items, key=lambda u: (idx.units[u].chunk, idx.units[u].start))
-            last = max((u for u in range(last, min(last + 6, len(idx.units)))
-                        if idx.units[u].list_id == idx.units[last].list_id), default=last)
+            last = self._items(idx.units[last].chunk, idx.units[last].list_id)[-1]  # its list's last item
             nxt = last + 1
             if (nxt < len(idx.units) and nxt not in out and idx.units[nxt].kind == "sentence"
                     and idx.chunks[idx.units[nxt].chunk].source == idx.chunks[idx.units[last].chunk].source
