@@ -784,7 +784,7 @@ def evaluate_bench(config: Config, name: str, limit: int | None = None,
     """Retrieval on a public set: one chunk per passage, a temporary index, R@k and MRR@10."""
     from kb.benchdata import ingest_records, load_bench, texts_digest
     from kb.embed import make_embedder
-    from kb.index import build_index, content_hash, embed_input, index_text, load_index
+    from kb.index import build_index, embed_input, index_text, load_index, vector_key
     from kb.query import QueryProcessor, glossary_groups
     from kb.retriever import HybridRetriever
     from kb.segment import Segmenter
@@ -806,7 +806,7 @@ def evaluate_bench(config: Config, name: str, limit: int | None = None,
     cache_file = (config.data_dir / "cache" / "bench"
                   / f"{name}-{_slug(embedder.id)}-{texts_digest(inputs)}.npy")
     vectors, embed_info = cached_vectors(embedder.embed_passages, embedder.dim, inputs, cache_file, progress)
-    cache = {content_hash(embedder.id + "\x00" + t): v for t, v in zip(inputs, vectors, strict=True)}
+    cache = {vector_key(embedder.id, t): v for t, v in zip(inputs, vectors, strict=True)}
     warnings: list[str] = []
     known = {c.source for c in chunks}
     missing = sum(1 for q in bench.queries if not set(q.gold) & known)

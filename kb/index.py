@@ -25,7 +25,6 @@ previous index stays loadable until the new one is complete.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -42,14 +41,23 @@ import numpy as np
 
 from ingest.chunk import Heading
 from ingest.models import Chunk, Document
-from ingest.normalize import normalize
 from ingest.pipeline import DocRecord, IngestResult
 from kb import __version__
 from kb.embed.base import Embedder
 from kb.executors.base import Executor
 from kb.executors.local import LocalExecutor
+
+# re-exported: the index's texts and cache keys are kb.inputs'
+from kb.inputs import (  # noqa: F401
+    CHUNK_VECTORS,
+    content_hash,
+    embed_input,
+    embedding_plan,
+    index_text,
+    vector_key,
+)
 from kb.segment import Segmenter
-from kb.units import Unit, split_units
+from kb.units import Unit
 
 log = logging.getLogger(__name__)
 logging.getLogger("bm25s").setLevel(logging.WARNING)
@@ -67,7 +75,6 @@ MANIFEST = "manifest.json"
 # the distinct section paths are embedded; a chunk's vector is the length-weighted mean of its
 # units' vectors plus SECTION_WEIGHT times its section path's vector, normalised: about half
 # the embedding work). README.md ("Ingest is limited by embedding") gives its measured effect.
-CHUNK_VECTORS = ("embedded", "units")
 SECTION_WEIGHT = 0.5
 
 
@@ -83,17 +90,6 @@ class IndexMismatch(IndexError_):
     pass
 
 
-def index_text(chunk: Chunk) -> str:
-    """What is embedded and tokenised for a chunk: its section path, then its text."""
-    return f"{chunk.section}\n{chunk.text}" if chunk.section else chunk.text
-
-
-def embed_input(text: str) -> str:
-    """Text as the embedder sees it: Simplified, half-width (measured to help e5 on both
-    scripts; see ../shared/docs/offline-models.md)."""
-    return normalize(text)
-
-
 def _embed_all(embedder: Embedder, groups: list[list[str]], cache: dict[str, np.ndarray],
                executor: Executor) -> list[tuple[np.ndarray, list[str], int]]:
     """Vectors for each group of ``texts``, taking cached ones by content hash; the others are
@@ -103,7 +99,7 @@ def _embed_all(embedder: Embedder, groups: list[list[str]], cache: dict[str, np.
     todo: list[tuple[np.ndarray, int, str]] = []  # (group's vectors, row, input)
     for texts in groups:
         inputs = [embed_input(t) for t in texts]
-        hashes = [content_hash(embedder.id + "\x00" + t) for t in inputs]
+        hashes = [vector_key(embedder.id, t) for t in inputs]
         vectors = np.zeros((len(texts), embedder.dim), np.float32)
         missing = 0
         for i, h in enumerate(hashes):
@@ -132,10 +128,6 @@ def corpus_words(segmenter: Segmenter, texts: Iterable[str]) -> set[str]:
         out |= segmenter.phrases(t)
     out.discard("")
     return out
-
-
-def content_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 
 
 @dataclass
@@ -286,14 +278,9 @@ def build_index(
     chunks = result.kept_chunks
     texts = [index_text(c) for c in chunks]
     cache = cache or {}
-    units: list[Unit] = []
-    for row, c in enumerate(chunks):
-        units.extend(split_units(c, row, first_list_id=(max((u.list_id for u in units), default=-1) + 1)))
     docs = {s: r.document.text for s, r in result.records.items()}
-    unit_texts = [docs[chunks[u.chunk].source][u.start : u.end] for u in units]
-    if chunk_vectors not in CHUNK_VECTORS:
-        raise ValueError(f"unknown chunk_vectors {chunk_vectors!r}: use one of {', '.join(CHUNK_VECTORS)}")
-    sections = sorted({c.section for c in chunks if c.section}) if chunk_vectors == "units" else []
+    units, (first, second) = embedding_plan(chunks, docs, chunk_vectors)
+    unit_texts, sections = (first, second) if chunk_vectors == "units" else (second, [])
     t0 = time.perf_counter()
     if chunk_vectors == "units":
         (unit_vectors, unit_hashes, n_units), (section_vectors, section_hashes, n_other) = _embed_all(

@@ -152,6 +152,8 @@ def _ingest_locked(config: Config, embedder: Embedder | None, segmenter: Segment
     except IndexError_ as e:
         log.info("previous index not reused: %s", e)
     stage("parse", "")
+    if executor is not None:
+        executor.expect(embedder, config.embedder.chunk_vectors, cache.keys() if cache else ())
     result = ingest_corpus(
         config.corpus_dir, config.chunking, previous, previous_fp,
         progress=progress, limits=file_limits(config), exclude=exclude, on_file=on_file,

@@ -208,7 +208,10 @@ def test_ray_index_equals_local(built):
     assert stats.nodes == 2  # the head and the worker node
     assert stats.files == len(local_result.processed) + len(local_result.skipped) == 7
     n = _snapshot(local_cfg.index_path)["manifest"]["counts"]["embedded"]
-    assert 0 < stats.texts <= n  # every text missing from the (empty) cache, each once
+    # every text missing from the (empty) cache was embedded in the parse jobs' embedding stage,
+    # none was left for an embedding job of its own
+    assert stats.texts == 0 and stats.texts_with_parse >= n > 0
+    assert sum(w.items for w in stats.embed_workers.values()) == stats.texts_with_parse
     assert sorted(ray_result.processed) == sorted(local_result.processed)
 
 
@@ -311,19 +314,43 @@ def test_worker_lost_mid_job_is_retried(tmp_path, ray_cluster, caplog):
                            progress=False)
     with caplog.at_level(logging.WARNING, logger="kb.executors.ray"), executor:
         _ingest(cfg, executor)
-    assert marker.exists()  # an actor died mid-job...
-    assert "a Ray worker was lost while embedding" in caplog.text  # ...and its texts went again
+    assert marker.exists()  # the embedding actor of the parse job died...
+    # ...the files not returned yet were parsed again and their texts embedded afterwards
+    assert "a Ray worker was lost while parsing and embedding" in caplog.text
     local = _config(tmp_path / "local", corpus, answer__calibrate=False)
     _ingest(local)
     _assert_same_index(cfg, local)
 
 
-@pytest.mark.parametrize("embedder, reason", [
-    (_Failing, "ValueError: model file damaged"),  # an error in the work: not sent again
-    (_AlwaysDying, "a worker was lost mid-job (ActorDiedError)"),  # lost again after a retry
+def test_actor_lost_in_an_embedding_job_is_retried(tmp_path, ray_cluster, caplog):
+    """Texts not embedded with their parse (``expect`` not said) go to an embedding job of
+    their own; its actor dies once, the texts not embedded yet are sent again."""
+    from kb.embed.hashing import HashingEmbedder
+    from kb.executors.ray import RayExecutor
+
+    _by_value()
+    marker = tmp_path / "died"
+    texts = [f"第{i}条 员工请病假应当提交医院证明。" for i in range(40)]
+    plain = HashingEmbedder()
+    with caplog.at_level(logging.WARNING, logger="kb.executors.ray"), RayExecutor(
+            ray_cluster, make_embedder=functools.partial(_DyingOnce, str(marker)), batch_size=8,
+            progress=False) as executor:
+        got = executor.embed(plain, texts + texts[:3])
+    assert marker.exists()
+    assert "a Ray worker was lost while embedding" in caplog.text
+    np.testing.assert_allclose(got, plain.embed_passages(texts + texts[:3]), atol=1e-6)
+    assert executor.stats.texts == 40  # each distinct text once
+
+
+@pytest.mark.parametrize("embedder, while_, reason", [
+    # an error in the work fails the parse job's embedding stage, and is not sent again
+    (_Failing, r"parsing \d+ files and embedding their texts", "ValueError: model file damaged"),
+    # a lost actor: the files are parsed again, their texts sent to an embedding job, lost again
+    # after a retry
+    (_AlwaysDying, r"embedding \d+ texts", "a worker was lost mid-job (ActorDiedError)"),
 ])
 def test_failure_on_the_cluster_is_one_line_and_the_previous_index_serves(tmp_path, ray_cluster, embedder,
-                                                                          reason):
+                                                                          while_, reason):
     from kb.executors import ExecutorError
     from kb.executors.ray import RayExecutor
     from kb.service import KnowledgeService, index_generation
@@ -340,7 +367,7 @@ def test_failure_on_the_cluster_is_one_line_and_the_previous_index_serves(tmp_pa
     with pytest.raises(ExecutorError) as e, executor:
         _ingest(cfg, executor)
     message = str(e.value)
-    assert re.fullmatch(rf"the Ray cluster at {re.escape(ray_cluster)} failed while embedding \d+ texts: "
+    assert re.fullmatch(rf"the Ray cluster at {re.escape(ray_cluster)} failed while {while_}: "
                         rf"{re.escape(reason)} \(nothing was written; the previous index is untouched\)",
                         message), message
     assert index_generation(cfg.index_path) == before

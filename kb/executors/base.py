@@ -12,7 +12,7 @@ install) and ``ray`` (a Ray cluster, the optional extra ``.[ray]``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -38,6 +38,13 @@ class Executor(Protocol):
 
     def parse(self, tasks: Sequence[tuple[str, str]], corpus: Path, settings: ChunkSettings,
               limits: FileLimits, on_done: Callable[[FileOutcome], None]) -> None: ...
+
+    def expect(self, embedder, chunk_vectors: str, known: Collection[str] = ()) -> None:
+        """Said before ``parse``: the parsed documents will be embedded by ``embedder`` for an
+        index whose ``chunk_vectors`` mode is given, and ``known`` are the vector cache's keys
+        (``kb.inputs.vector_key``). An executor may embed each document's new texts as soon as
+        it is parsed and serve them from ``embed``; the local one ignores it."""
+        ...
 
     def embed(self, embedder, inputs: list[str]) -> np.ndarray:
         """Passage vectors of ``inputs`` (texts as the embedder sees them:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,9 @@ class LocalExecutor:
     def parse(self, tasks: Sequence[tuple[str, str]], corpus: Path, settings: ChunkSettings,
               limits: FileLimits, on_done: Callable[[FileOutcome], None]) -> None:
         run_files(tasks, corpus, settings, limits, on_done)
+
+    def expect(self, embedder, chunk_vectors: str, known: Collection[str] = ()) -> None:
+        pass  # texts are embedded after parsing, in this process
 
     def embed(self, embedder, inputs: list[str]) -> np.ndarray:
         vectors = np.zeros((len(inputs), embedder.dim), np.float32)

