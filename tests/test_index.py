@@ -304,3 +304,22 @@ def test_vector_index_kind_follows_flat_index_max(tmp_path, tiny_corpus, segment
     for row in range(len(index.chunks)):
         _, ids = index.faiss_index.search(index.vectors[row : row + 1], 1)
         assert ids[0][0] == row
+
+
+@pytest.mark.parametrize("chunk_vectors", ["embedded", "units"])
+def test_each_documents_planned_inputs_are_what_the_index_embeds(tiny_config, segmenter, chunk_vectors):
+    """``kb.inputs.embedding_inputs`` over one parsed document at a time (what Ray's parse tasks
+    hand their embedding stage) gives exactly the texts a cold build embeds for the corpus."""
+    from kb.inputs import embedding_inputs
+
+    cfg = tiny_config.replace(embedder__chunk_vectors=chunk_vectors)
+    result = ingest_corpus(cfg.corpus_dir, cfg.chunking, progress=False)
+    planned: set[str] = set()
+    for source, record in result.records.items():
+        chunks = [c for c in result.chunks if c.source == source]
+        planned |= set(embedding_inputs(chunks, {source: record.document.text}, chunk_vectors))
+    recording = RecordingEmbedder()
+    build_index(result, recording, segmenter, cfg.index_path, cfg.chunking.as_dict(), progress=False,
+                chunk_vectors=chunk_vectors)
+    assert set(recording.embedded) == planned
+    assert any("报销" in t for t in planned)

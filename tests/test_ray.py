@@ -432,3 +432,14 @@ def test_ray_address_with_the_local_executor_is_refused(tmp_path, capsys):
                  "--executor", "local", "--ray-address", "auto"]) == 2
     assert "--ray-address is for --executor ray" in capsys.readouterr().err
 
+
+
+def test_parse_tasks_get_enough_work_to_pay_for_their_worker():
+    _need_ray()
+    from kb.executors.ray import BLOCK_BYTES, MAX_FILES_PER_BLOCK, _blocks
+
+    assert _blocks([30_000] * 5, cpus=2) == 1  # a small corpus: one task, one worker start
+    assert _blocks([BLOCK_BYTES] * 3, cpus=2) == 3  # 4 MiB each: one task each
+    assert _blocks([1_000] * (3 * MAX_FILES_PER_BLOCK), cpus=2) == 3  # many small files: 64 a task
+    assert _blocks([BLOCK_BYTES] * 50, cpus=2) == 4  # never more than two tasks per CPU
+    assert _blocks([], cpus=2) == 0
