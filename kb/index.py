@@ -279,17 +279,16 @@ def build_index(
     texts = [index_text(c) for c in chunks]
     cache = cache or {}
     docs = {s: r.document.text for s, r in result.records.items()}
-    units, (first, second) = embedding_plan(chunks, docs, chunk_vectors)
-    unit_texts, sections = (first, second) if chunk_vectors == "units" else (second, [])
+    units, groups = embedding_plan(chunks, docs, chunk_vectors)
+    sections = groups[1] if chunk_vectors == "units" else []
     t0 = time.perf_counter()
+    embedded = _embed_all(embedder, groups, cache, executor or LocalExecutor(progress))
     if chunk_vectors == "units":
-        (unit_vectors, unit_hashes, n_units), (section_vectors, section_hashes, n_other) = _embed_all(
-            embedder, [unit_texts, sections], cache, executor or LocalExecutor(progress))
+        (unit_vectors, unit_hashes, n_units), (section_vectors, section_hashes, n_other) = embedded
         vectors = chunk_vectors_from_units(chunks, units, unit_vectors, dict(zip(sections, section_vectors, strict=True)))
         hashes = [content_hash(f"units-mean:{SECTION_WEIGHT}\x00{embedder.id}\x00{embed_input(t)}") for t in texts]
     else:
-        (vectors, hashes, n_other), (unit_vectors, unit_hashes, n_units) = _embed_all(
-            embedder, [texts, unit_texts], cache, executor or LocalExecutor(progress))
+        (vectors, hashes, n_other), (unit_vectors, unit_hashes, n_units) = embedded
         section_vectors, section_hashes = np.zeros((0, embedder.dim), np.float32), []
     t_embed = time.perf_counter() - t0
     todo = range(n_other + n_units)  # the chunks (or section paths) and units embedded now

@@ -44,8 +44,11 @@ def embedding_plan(chunks: Sequence[Chunk], docs: Mapping[str, str],
     if chunk_vectors not in CHUNK_VECTORS:
         raise ValueError(f"unknown chunk_vectors {chunk_vectors!r}: use one of {', '.join(CHUNK_VECTORS)}")
     units: list[Unit] = []
+    last_list = -1  # the highest list id handed out so far: each chunk's lists number on from it
     for row, c in enumerate(chunks):
-        units.extend(split_units(c, row, first_list_id=(max((u.list_id for u in units), default=-1) + 1)))
+        mine = split_units(c, row, first_list_id=last_list + 1)
+        last_list = max([last_list, *(u.list_id for u in mine)])
+        units.extend(mine)
     unit_texts = [docs[chunks[u.chunk].source][u.start : u.end] for u in units]
     if chunk_vectors == "units":
         return units, [unit_texts, sorted({c.section for c in chunks if c.section})]

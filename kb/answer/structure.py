@@ -24,8 +24,8 @@ ANNOUNCER = re.compile(
 _ENDS_IN_COLON = re.compile(r"[:：]\s*$")
 _BACK_REFERENCE = re.compile(r"(于是|因此|所以|因而|从而|这样|这种|这也|这就|此外|同时|但是|然而|总之|可见|其中)")
 _GOES_ON = re.compile(r"(其次|再次|再者|另外|此外|最后|第[二三四五]|其(?![他它中次实])|这(?![样里些])|此(?![外时])|一个是)")
-# a sentence right after a list that picks one of its items or sums them up ("绝大部分的总经理
-#都采取了第三种选择…", "以上几点…"): it completes a list answer
+# a sentence right after a list that picks one of its items or sums them up ("多数公司采用第二种
+#做法…", "以上几点…"): it completes a list answer
 _LIST_SEQUEL = re.compile(r"^.{0,30}?(?:第[一二三四五六七八九十\d]+(?:种|个|项|点|类)|以上|上述)")
 _TITLE_ONLY = 12  # an item this short is a title; its explanation follows
 
@@ -317,8 +317,8 @@ class DocumentStructure:
     def context(self, chosen: list[int], structured: bool) -> list[int]:
         """Sentences around the chosen ones that they need: the sentence before one that opens
         by referring back ("于是,…", "因此…"), the sentences after one that go on with it
-        ("其次…", "最后…", "其优点是…", "这…") or pick one of what it enumerates ("…采取了第三种
-        选择": ``_LIST_SEQUEL``; after a list answer too), and, when the answer is thin (one or two points of prose), the
+        ("其次…", "最后…", "其优点是…", "这…") or pick one of what it enumerates ("…采用第二种
+        做法": ``_LIST_SEQUEL``; after a list answer too), and, when the answer is thin (one or two points of prose), the
         sentences before and after the best one, which usually explain it."""
         idx = self.index
 

@@ -259,6 +259,12 @@ def _blocks(sizes: list[int], cpus: int) -> int:
     return max(1, min(len(sizes), max(by_bytes, by_files), 2 * max(1, cpus)))
 
 
+def _in_order(vectors: np.ndarray, unique: list[str], inputs: list[str]) -> np.ndarray:
+    """The rows of ``vectors`` (one per text of ``unique``) for ``inputs``, repeats included."""
+    row = {t: i for i, t in enumerate(unique)}
+    return vectors[[row[t] for t in inputs]]
+
+
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -506,9 +512,8 @@ class RayExecutor:
         on_done(outcome)
 
     def embed(self, embedder, inputs: list[str]) -> np.ndarray:
-        out = np.zeros((len(inputs), embedder.dim), np.float32)
         if not inputs:
-            return out
+            return np.zeros((0, embedder.dim), np.float32)
         unique = list(dict.fromkeys(inputs))  # a text repeated is embedded once
         vectors = np.zeros((len(unique), embedder.dim), np.float32)
         seen = np.zeros(len(unique), bool)
@@ -520,9 +525,7 @@ class RayExecutor:
                     seen[i] = True
             self._vectors = {}
         if seen.all():
-            row = {t: i for i, t in enumerate(unique)}
-            out[:] = vectors[[row[t] for t in inputs]]
-            return out
+            return _in_order(vectors, unique, inputs)
         self._connect()
         actor_cpus = self._actor_cpus()
         make = self.make_embedder
@@ -566,9 +569,7 @@ class RayExecutor:
                                 "nothing was written")
         self.stats.texts += len(unique) - served
         self.stats.embed_s += time.perf_counter() - t0
-        row = {t: i for i, t in enumerate(unique)}
-        out[:] = vectors[[row[t] for t in inputs]]
-        return out
+        return _in_order(vectors, unique, inputs)
 
     # -- reporting and closing ---------------------------------------------------------------------
     def describe(self) -> str:
