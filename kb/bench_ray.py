@@ -9,7 +9,7 @@ one, with the service's embedder. Then two through Ray, as ``kb ingest --executo
   driver's priority, given ``SETTLE_S`` to start its idle workers; its start is not counted,
   reaching it is);
 - over a cluster the ingest starts and stops itself (no address; its start and stop counted).
-Files are parsed in Ray tasks and their texts embedded by the actor pool in the same job.
+Files are parsed and their texts embedded by the actor pool, in one stage of one job.
 Reported: the wall times and their ratios to the local one (the issue's target: at most 1.5x),
 whether each index is the local one (chunks and offsets, units, vectors to 1e-5), and
 throughput per worker.
