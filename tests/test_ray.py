@@ -376,6 +376,25 @@ def test_failure_on_the_cluster_is_one_line_and_the_previous_index_serves(tmp_pa
     assert svc.search("病假", k=1)  # the previous index still serves
 
 
+def test_a_node_running_other_ingest_code_is_refused_by_name(tmp_path, ray_cluster, monkeypatch):
+    """The driver's ingest fingerprint differs from the one each node computes for itself (as
+    with another version of the project installed there): the actor parsing the block refuses
+    it, naming its node, and nothing is written."""
+    import kb.executors.ray as ray_executor
+    from kb.executors import ExecutorError, make_executor
+
+    corpus = write_tiny_corpus(tmp_path / "corpus")
+    cfg = _ray_config(tmp_path, corpus, ray_cluster, answer__calibrate=False)
+    monkeypatch.setattr(ray_executor, "ingest_fingerprint", lambda settings: "0123456789abcdef")  # the driver's only
+    with pytest.raises(ExecutorError) as e, make_executor(cfg, progress=False) as executor:
+        _ingest(cfg, executor)
+    message = str(e.value)
+    assert re.search(r"failed while parsing \d+ files and embedding their texts: RuntimeError: the ingest code "
+                     r"on this node \(node [0-9a-f]{8} pid \d+\) differs from the one running kb ingest "
+                     r"\(ingest fingerprint [0-9a-f]+ vs 0123456789abcdef\)", message), message
+    assert not cfg.index_path.exists()
+
+
 def test_unreachable_cluster_is_one_line(tmp_path, capsys):
     _need_ray()
     corpus = write_tiny_corpus(tmp_path / "corpus")
