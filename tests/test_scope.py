@@ -146,6 +146,16 @@ def test_a_listed_name_the_corpus_does_use_is_answerable(segmenter):
     assert mine.unanswerable("字节跳动的市场部和销售部怎么分工?") == []
 
 
+def test_another_countrys_or_provinces_rules_are_unanswerable(segmenter):
+    corpus = CORPUS + ["工资依照本法和其他有关法的规定支付。广东的企业也应遵守。"]
+    words, bigrams = vocabulary(segmenter, corpus)
+    guard = ScopeGuard(segmenter.tokenizer, words, bigrams=bigrams)
+    assert "法" in words  # a word of this corpus, and the stem of 法国: no mention of France
+    assert guard.unanswerable("法国的劳动法是怎么规定工资的？") == ["法国"]
+    assert guard.unanswerable("英国的劳动法怎么规定工资？") == ["英国"]
+    assert guard.unanswerable("广东省的企业怎么支付工资？") == []  # 广东 is in the corpus
+
+
 @pytest.mark.parametrize(("question", "evidence", "unaddressed"), [
     # a length asked in days is answered by days, not by another length
     ("年假到底能休几天？", "劳动者连续工作一年以上的，享受带薪年休假。", ["几天"]),

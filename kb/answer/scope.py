@@ -178,11 +178,14 @@ class ScopeGuard:
 
     def _missing_places(self, q: str) -> list[str]:
         """Places the question names (a known place name, or a place-tagged word ending in
-        国/省/市/县/州) that the corpus never mentions: another jurisdiction's rules."""
+        国/省/市/县/州) that the corpus never mentions: another jurisdiction's rules. A name
+        the corpus has without its suffix (广东 for 广东省) is mentioned; a one-character stem
+        is no name (法 of 法国, 英 of 英国: words of any text)."""
         out = []
         for w, flag in self._cut(q):
             place = w in self._places or (flag.startswith("ns") and _PLACE_SUFFIX.fullmatch(w))
-            if place and not self.in_corpus(w) and not (w[-1] in "国省市县州" and self.in_corpus(w[:-1])):
+            stem = w[:-1] if w[-1] in "国省市县州" and len(w) > 2 else ""
+            if place and not self.in_corpus(w) and not (stem and self.in_corpus(stem)):
                 out.append(w)
         return out
 
