@@ -88,6 +88,22 @@ def test_sentences_bring_what_they_refer_to_and_what_goes_on(structure):
     ]
 
 
+def test_the_next_article_of_a_statute_does_not_go_on_with_a_sentence(tmp_path: Path):
+    """"第三种做法…" goes on with the sentence before it; "第二十一条 …" is the next article,
+    which an answer citing the one before does not need."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "条例.txt").write_text(
+        "第二十条 用人单位选择额外支付劳动者一个月工资解除劳动合同的，按照该劳动者上一个月的工资标准确定。\n"
+        "第二十一条 劳动者达到法定退休年龄的，劳动合同终止。\n"
+        "企业通常有三种做法。第三种做法最常用。\n", encoding="utf-8")
+    s = KnowledgeService(hashing_config(tmp_path / "data", corpus), progress=False).answerer.structure
+    article = unit_of(s, "第二十条")
+    assert texts(s, s.context([article], structured=True)) == ["第二十条 用"]
+    first = unit_of(s, "企业通常有")
+    assert texts(s, s.context([first], structured=True)) == ["企业通常有三", "第三种做法最"]
+
+
 def test_a_title_only_item_brings_its_explanation(tmp_path: Path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
@@ -146,3 +162,28 @@ def test_a_question_naming_a_nested_list_gets_its_items_and_they_slice(nested):
     text = nested.index.documents["guide.md"].text
     for c in a["citations"]:
         assert text[c["start"] : c["end"]] == c["quote"]
+
+
+def test_the_best_passage_stands_beside_a_list_taken_from_another(tmp_path: Path):
+    """A whole list chosen from a lower passage still gets the best passage's best sentence in
+    front of it (retrieval trusts that passage most); the further passages add nothing to a
+    list answer, and a list from the best passage itself is left alone."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "条例.txt").write_text(
+        "第二十条 额外支付的一个月工资，按照该劳动者上一个月的工资标准确定。\n\n"
+        "第二十六条 有下列情形之一的，用人单位应当提前三十日通知劳动者本人：\n"
+        "（一）劳动者患病，医疗期满后不能从事原工作的；\n（二）劳动者不能胜任工作的。\n\n"
+        "第三十条 劳动者可以随时通知用人单位解除劳动合同。\n", encoding="utf-8")
+    svc = KnowledgeService(hashing_config(tmp_path / "data", corpus, chunking__max_chars=60), progress=False)
+    answerer, idx = svc.answerer, svc.index
+    row_of = {name: next(r for r, c in enumerate(idx.chunks) if idx.documents[c.source].text[c.start:c.end].startswith(name))
+              for name in ("第二十条", "第二十六条", "第三十条")}
+    top, listed, other = row_of["第二十条"], row_of["第二十六条"], row_of["第三十条"]
+    items = [u for u in idx.units_of_chunk[listed] if idx.units[u].kind == "item"]
+    assert len(items) == 2
+    scored = {u: 0.5 for r in (top, listed, other) for u in idx.units_of_chunk[r]}
+    got = answerer._ensure_top_passage(items, scored, [top, listed, other], further=False)
+    assert [idx.units[u].chunk for u in got] == [top, listed, listed]
+    assert idx.unit_text(got[0]).startswith("第二十条")
+    assert answerer._ensure_top_passage(items, scored, [listed, top, other], further=False) == items

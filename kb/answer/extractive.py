@@ -322,8 +322,7 @@ class ExtractiveAnswerer:
         if not chosen:
             return self._refuse(question, resolved, script, conf, qvec, t0, t1)
         structured = structured or sum(1 for u in chosen if idx.units[u].list_id >= 0) >= 2
-        if not structured:
-            chosen = self._ensure_top_passage(chosen, scored, rows)
+        chosen = self._ensure_top_passage(chosen, scored, rows, further=not structured)
         chosen = self.structure.with_bodies(self.structure.context(self.structure.complete(chosen), structured))
 
         answer_md, citations = self._compose(chosen, shape, lead_topic, script, scored, tokens)
@@ -494,15 +493,18 @@ class ExtractiveAnswerer:
                 chosen.append(u)
         return chosen[: min(4, self.settings.max_points)]
 
-    def _ensure_top_passage(self, chosen: list[int], scored: dict[int, float], rows: list[int]) -> list[int]:
+    def _ensure_top_passage(self, chosen: list[int], scored: dict[int, float], rows: list[int],
+                            further: bool = True) -> list[int]:
         """The best-ranked passage always contributes: when the chosen points come from
-        elsewhere, its best sentence is added (it is what retrieval trusts most). The next
-        passages add their best sentence when it matches nearly as well as the best point.
-        Not used for whole-list answers, which stand on their own."""
+        elsewhere, its best sentence is added (it is what retrieval trusts most), before a
+        whole list taken from another passage too (a list a lower passage's lead line
+        announces may answer another question: "有下列情形之一的，…应当提前三十日…"). With
+        ``further``, the next passages add their best sentence when it matches nearly as well
+        as the best point; not for whole-list answers, which stand on their own."""
         idx = self.parts.index
         out = list(chosen)
         best = max((scored.get(u, 0.0) for u in chosen), default=0.0)
-        for rank, row in enumerate(rows[: 1 + self.settings.extra_passages]):
+        for rank, row in enumerate(rows[: 1 + (self.settings.extra_passages if further else 0)]):
             if any(idx.units[u].chunk == row for u in out):
                 continue
             top = [u for u in scored if idx.units[u].chunk == row and len(idx.unit_text(u)) >= 8]

@@ -23,7 +23,9 @@ ANNOUNCER = re.compile(
 )
 _ENDS_IN_COLON = re.compile(r"[:：]\s*$")
 _BACK_REFERENCE = re.compile(r"(于是|因此|所以|因而|从而|这样|这种|这也|这就|此外|同时|但是|然而|总之|可见|其中)")
-_GOES_ON = re.compile(r"(其次|再次|再者|另外|此外|最后|第[二三四五]|其(?![他它中次实])|这(?![样里些])|此(?![外时])|一个是)")
+# ("第二，…" goes on; "第二十一条 …", the next article of a statute, does not)
+_GOES_ON = re.compile(r"(其次|再次|再者|另外|此外|最后|第[二三四五](?![一二三四五六七八九十百零〇\d]*[条章节编])"
+                      r"|其(?![他它中次实])|这(?![样里些])|此(?![外时])|一个是)")
 # a sentence right after a list that picks one of its items or sums them up ("多数公司采用第二种
 #做法…", "以上几点…"): it completes a list answer
 _LIST_SEQUEL = re.compile(r"^.{0,30}?(?:第[一二三四五六七八九十\d]+(?:种|个|项|点|类)|以上|上述)")
