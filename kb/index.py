@@ -283,6 +283,8 @@ def build_index(
     sections = groups[1] if chunk_vectors == "units" else []
     t0 = time.perf_counter()
     embedded = _embed_all(embedder, groups, cache, executor or LocalExecutor(progress))
+    if executor is not None:
+        executor.finished()  # the rest of the build is this process's own work
     if chunk_vectors == "units":
         (unit_vectors, unit_hashes, n_units), (section_vectors, section_hashes, n_other) = embedded
         vectors = chunk_vectors_from_units(chunks, units, unit_vectors, dict(zip(sections, section_vectors, strict=True)))

@@ -422,6 +422,30 @@ def test_without_an_address_ingest_starts_its_own_cluster(tmp_path, ray_env, cap
     _assert_same_index(_config(tmp_path / "ray", corpus), local)
 
 
+def test_the_cluster_is_let_go_once_every_vector_is_in(tmp_path, ray_cluster):
+    """Calibration and the rest of the build run after the executor has started to disconnect
+    (in the background); the ingest ends disconnected, with the same index as the local path."""
+    import ray
+
+    from kb.executors import make_executor
+    from kb.service import run_ingest
+
+    corpus = write_tiny_corpus(tmp_path / "corpus")
+    cfg = _ray_config(tmp_path / "ray", corpus, ray_cluster)
+    seen = {}
+    with make_executor(cfg, progress=False) as executor:
+        def stage(name, detail):
+            if name == "calibrate":  # inside build_index, after the vectors
+                seen["connected"], seen["stopping"] = executor._connected, executor._stopping is not None
+        run_ingest(cfg, progress=False, executor=executor, on_stage=stage)
+    assert seen == {"connected": False, "stopping": True}
+    assert not ray.is_initialized()
+    assert "files parsed on" in executor.describe()  # what ran is still reported
+    local = _config(tmp_path / "local", corpus)
+    _ingest(local)
+    _assert_same_index(cfg, local)
+
+
 # -- without Ray ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("how", ["flag", "config"])
 def test_missing_ray_is_one_line_with_the_install_hint(tmp_path, monkeypatch, capsys, how):

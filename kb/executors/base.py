@@ -51,6 +51,12 @@ class Executor(Protocol):
         ``kb.index.embed_input``), one float32 row each, in order."""
         ...
 
+    def finished(self) -> None:
+        """Said once the ingest needs nothing more from it (every vector is in), before the
+        rest of the build (units, BM25, FAISS, calibration): an executor may release what it
+        holds meanwhile; ``close`` waits for that."""
+        ...
+
     def describe(self) -> str:
         """One line on what ran where (for the ``kb ingest`` summary)."""
         ...

@@ -37,6 +37,9 @@ class LocalExecutor:
                 bar.update(len(inputs[b : b + BATCH]))
         return vectors
 
+    def finished(self) -> None:
+        pass  # nothing held
+
     def describe(self) -> str:
         return "local"
 

@@ -46,6 +46,7 @@ import re
 import socket
 import stat
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -306,6 +307,11 @@ def _is_loopback(host: str) -> bool:
     return host.startswith("127.") or host in ("localhost", "::1")
 
 
+def _shutdown() -> None:
+    with contextlib.suppress(Exception):  # already gone: nothing to stop
+        ray.shutdown()
+
+
 class _Lost(Exception):
     """A job lost a worker: what was not done yet may be sent again."""
 
@@ -333,6 +339,7 @@ class RayExecutor:
         self._owned = False
         self._expected: tuple | None = None  # (embedder id, dim, chunk_vectors, known keys): ``expect``
         self._vectors: dict[str, np.ndarray] = {}  # embedded in parse jobs, for ``embed``
+        self._stopping: threading.Thread | None = None  # ``finished``: disconnecting in the background
 
     @classmethod
     def from_config(cls, config: Config, progress: bool = True) -> RayExecutor:
@@ -351,6 +358,7 @@ class RayExecutor:
     def _connect(self) -> None:
         if self._connected:
             return
+        self._wait_stopped()  # work after ``finished``: connect again once the last stop is over
         verbose = log.isEnabledFor(logging.INFO)
         t0 = time.perf_counter()
         if ray.is_initialized():  # this process is already a driver of a cluster: use it
@@ -599,10 +607,25 @@ class RayExecutor:
             parts.append(f"{s.texts} texts embedded by {n} actor{'s' if n != 1 else ''} in {s.embed_s:.1f}s")
         return "; ".join(parts)
 
+    def finished(self) -> None:
+        """Disconnect in the background: stopping a cluster this executor started takes 1-1.5 s
+        and its idle processes compete for the CPUs with the rest of the build (calibration
+        embeds hundreds of probe questions on this machine)."""
+        if self._connected and self._owned:
+            self._stopping = threading.Thread(target=_shutdown, name="ray-shutdown", daemon=True)
+            self._stopping.start()
+        self._connected = False
+        self._owned = False
+
+    def _wait_stopped(self) -> None:
+        if self._stopping is not None:
+            self._stopping.join()
+            self._stopping = None
+
     def close(self) -> None:
         if self._connected and self._owned:
-            with contextlib.suppress(Exception):
-                ray.shutdown()
+            _shutdown()
+        self._wait_stopped()
         self._connected = False
         self._owned = False
 
