@@ -48,6 +48,14 @@ def texts(structure: DocumentStructure, units: list[int]) -> list[str]:
     return [structure.index.unit_text(u)[:6] for u in units]
 
 
+def service_over(tmp_path: Path, name: str, text: str, **overrides) -> KnowledgeService:
+    """A hashing-embedder service over a one-document corpus."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / name).write_text(text, encoding="utf-8")
+    return KnowledgeService(hashing_config(tmp_path / "data", corpus, **overrides), progress=False)
+
+
 def test_the_list_is_split_over_chunks(structure):
     rows = {structure.index.units[unit_of(structure, p)].chunk for p in ("1.营销目标", "4.预算")}
     assert len(rows) == 2  # otherwise the tests below prove nothing
@@ -91,13 +99,10 @@ def test_sentences_bring_what_they_refer_to_and_what_goes_on(structure):
 def test_the_next_article_of_a_statute_does_not_go_on_with_a_sentence(tmp_path: Path):
     """"第三种做法…" goes on with the sentence before it; "第二十一条 …" is the next article,
     which an answer citing the one before does not need."""
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "条例.txt").write_text(
-        "第二十条 用人单位选择额外支付劳动者一个月工资解除劳动合同的，按照该劳动者上一个月的工资标准确定。\n"
-        "第二十一条 劳动者达到法定退休年龄的，劳动合同终止。\n"
-        "企业通常有三种做法。第三种做法最常用。\n", encoding="utf-8")
-    s = KnowledgeService(hashing_config(tmp_path / "data", corpus), progress=False).answerer.structure
+    s = service_over(tmp_path, "条例.txt",
+                     "第二十条 用人单位选择额外支付劳动者一个月工资解除劳动合同的，按照该劳动者上一个月的工资标准确定。\n"
+                     "第二十一条 劳动者达到法定退休年龄的，劳动合同终止。\n"
+                     "企业通常有三种做法。第三种做法最常用。\n").answerer.structure
     article = unit_of(s, "第二十条")
     assert texts(s, s.context([article], structured=True)) == ["第二十条 用"]
     first = unit_of(s, "企业通常有")
@@ -105,11 +110,8 @@ def test_the_next_article_of_a_statute_does_not_go_on_with_a_sentence(tmp_path: 
 
 
 def test_a_title_only_item_brings_its_explanation(tmp_path: Path):
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "a.txt").write_text("表现为以下两个方面:\n1.信息沟通方面。\n销售部是接触市场的最前沿部门。\n2.方案制定方面。\n方案只由市场部制定。\n",
-                                  encoding="utf-8")
-    s = KnowledgeService(hashing_config(tmp_path / "data", corpus), progress=False).answerer.structure
+    s = service_over(tmp_path, "a.txt", "表现为以下两个方面:\n1.信息沟通方面。\n销售部是接触市场的最前沿部门。\n"
+                     "2.方案制定方面。\n方案只由市场部制定。\n").answerer.structure
     item = unit_of(s, "1.信息沟通")
     assert s.title_only(item)
     assert texts(s, s.with_bodies([item])) == ["1.信息沟通", "销售部是接触"]
@@ -168,14 +170,11 @@ def test_the_best_passage_stands_beside_a_list_taken_from_another(tmp_path: Path
     """A whole list chosen from a lower passage still gets the best passage's best sentence in
     front of it (retrieval trusts that passage most); the further passages add nothing to a
     list answer, and a list from the best passage itself is left alone."""
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "条例.txt").write_text(
-        "第二十条 额外支付的一个月工资，按照该劳动者上一个月的工资标准确定。\n\n"
-        "第二十六条 有下列情形之一的，用人单位应当提前三十日通知劳动者本人：\n"
-        "（一）劳动者患病，医疗期满后不能从事原工作的；\n（二）劳动者不能胜任工作的。\n\n"
-        "第三十条 劳动者可以随时通知用人单位解除劳动合同。\n", encoding="utf-8")
-    svc = KnowledgeService(hashing_config(tmp_path / "data", corpus, chunking__max_chars=60), progress=False)
+    svc = service_over(tmp_path, "条例.txt",
+                       "第二十条 额外支付的一个月工资，按照该劳动者上一个月的工资标准确定。\n\n"
+                       "第二十六条 有下列情形之一的，用人单位应当提前三十日通知劳动者本人：\n"
+                       "（一）劳动者患病，医疗期满后不能从事原工作的；\n（二）劳动者不能胜任工作的。\n\n"
+                       "第三十条 劳动者可以随时通知用人单位解除劳动合同。\n", chunking__max_chars=60)
     answerer, idx = svc.answerer, svc.index
     row_of = {name: next(r for r, c in enumerate(idx.chunks) if idx.documents[c.source].text[c.start:c.end].startswith(name))
               for name in ("第二十条", "第二十六条", "第三十条")}

@@ -290,7 +290,7 @@ class ExtractiveAnswerer:
         chosen: list[int]
         lead_topic = ""
         # a plain question for a value ("辞职要提前多久") is answered by the sentences that give
-        # it, not by a list a matching lead line announces ("有下列情形之一的，…应当提前三十日…")
+        # it, not by a list whose lead line carries the same words ("有下列情形之一的，…应当提前…")
         value_fact = shape == "fact" and bool(VALUE_QUESTION.search(normalize(resolved)))
         announced = (self.structure.announced(unit_cos)
                      if shape in ("list", "how", "why", "fact") and not value_fact else None)
@@ -497,8 +497,8 @@ class ExtractiveAnswerer:
                             further: bool = True) -> list[int]:
         """The best-ranked passage always contributes: when the chosen points come from
         elsewhere, its best sentence is added (it is what retrieval trusts most), before a
-        whole list taken from another passage too (a list a lower passage's lead line
-        announces may answer another question: "有下列情形之一的，…应当提前三十日…"). With
+        whole list taken from another passage too (the list a lower passage's lead line
+        announces may answer a neighbouring question, sharing its words). With
         ``further``, the next passages add their best sentence when it matches nearly as well
         as the best point; not for whole-list answers, which stand on their own."""
         idx = self.parts.index

@@ -180,10 +180,13 @@ class _EmbeddingActor:
                 f"running kb ingest is {expected_id!r} ({expected_dim}): install the same embedder "
                 "package versions on every node")
 
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        return np.asarray(self.embedder.embed_passages(texts), dtype=np.float32).reshape(len(texts), -1)
+
     def __call__(self, batch: dict) -> dict:
         t0 = time.perf_counter()
         texts = [str(t) for t in batch["text"]]
-        vectors = np.asarray(self.embedder.embed_passages(texts), dtype=np.float32).reshape(len(texts), -1)
+        vectors = self._embed(texts)
         seconds = time.perf_counter() - t0
         return {"i": batch["i"], "vector": vectors, "worker": [self.worker] * len(texts),
                 "seconds": [seconds / max(1, len(texts))] * len(texts)}
@@ -205,8 +208,7 @@ class _ParsingEmbeddingActor(_EmbeddingActor):
         for i, raw in enumerate(parsed["inputs"]):
             texts = pickle.loads(raw)
             t0 = time.perf_counter()
-            v = (np.asarray(self.embedder.embed_passages(texts), dtype=np.float32).reshape(len(texts), -1)
-                 if texts else np.zeros((0, 0), np.float32))
+            v = self._embed(texts) if texts else np.zeros((0, 0), np.float32)
             yield {"source": [parsed["source"][i]], "outcome": [parsed["outcome"][i]],
                    "worker": [parsed["worker"][i]], "inputs": [raw], "vectors": [v.tobytes()],
                    "embed_worker": [self.worker], "embed_seconds": [time.perf_counter() - t0]}
@@ -259,10 +261,10 @@ def _rounds(files: list[tuple[str, str, int]], max_bytes: int) -> list[list[tupl
 
 
 def _blocks(sizes: list[int], cpus: int) -> int:
-    """How many parse tasks share the files of ``sizes`` (bytes): a task costs its worker's
-    start and a bounded parser process (two to three seconds on a fresh worker) while a small
-    file parses in milliseconds, so a task gets at least ``BLOCK_BYTES`` of input and at most
-    ``MAX_FILES_PER_BLOCK`` files; never more than two per CPU."""
+    """How many blocks share the files of ``sizes`` (bytes), each parsed by one call of a parse
+    task or an actor: a call costs a bounded parser process (and a task its worker's start)
+    while a small file parses in milliseconds, so a block gets at least ``BLOCK_BYTES`` of input
+    and at most ``MAX_FILES_PER_BLOCK`` files; never more than two per CPU."""
     if not sizes:
         return 0
     by_bytes = math.ceil(sum(sizes) / BLOCK_BYTES)
