@@ -56,13 +56,17 @@ def load_bank(path: Path = BANK_FILE) -> list[str]:
 SCHEME = 3
 
 
-# the modules whose rules decide which probes the scope checks refuse
-GUARD_CODE = tuple(Path(__file__).resolve().parent / p for p in ("answer/scope.py", "question.py", "calibrate.py"))
+# the modules whose rules decide which probes the scope checks refuse, and those that make a
+# probe's evidence (retrieval, and the answerer's confidence): a change to any of them moves what
+# a fit would give
+GUARD_CODE = tuple(Path(__file__).resolve().parent / p
+                   for p in ("answer/scope.py", "question.py", "calibrate.py", "retriever.py", "answer/extractive.py"))
 
 
 def bank_fingerprint(path: Path = BANK_FILE) -> str:
-    """The bank, the place and organisation lists, the scheme and the code of the scope checks
-    (which probes they refuse decides the threshold): what the fitted figures depend on here."""
+    """The bank, the place and organisation lists, the scheme, the code of the scope checks
+    (which probes they refuse decides the threshold) and the code that makes each probe's
+    evidence: what the fitted figures depend on here."""
     h = hashlib.sha256(f"scheme {SCHEME}".encode())
     h.update(path.read_bytes())
     h.update(PLACES_FILE.read_bytes())
