@@ -167,9 +167,9 @@ def test_a_question_naming_a_nested_list_gets_its_items_and_they_slice(nested):
 
 
 def test_the_best_passage_stands_beside_a_list_taken_from_another(tmp_path: Path):
-    """A whole list chosen from a lower passage still gets the best passage's best sentence in
-    front of it (retrieval trusts that passage most); the further passages add nothing to a
-    list answer, and a list from the best passage itself is left alone."""
+    """A whole list chosen from a lower passage still gets the best passage's best sentence
+    (retrieval trusts that passage most); without ``further`` the next passages add nothing,
+    and a list from the best passage itself is left alone."""
     svc = service_over(tmp_path, "条例.txt",
                        "第二十条 额外支付的一个月工资，按照该劳动者上一个月的工资标准确定。\n\n"
                        "第二十六条 有下列情形之一的，用人单位应当提前三十日通知劳动者本人：\n"
@@ -186,3 +186,35 @@ def test_the_best_passage_stands_beside_a_list_taken_from_another(tmp_path: Path
     assert [idx.units[u].chunk for u in got] == [top, listed, listed]
     assert idx.unit_text(got[0]).startswith("第二十条")
     assert answerer._ensure_top_passage(items, scored, [listed, top, other], further=False) == items
+
+
+def test_a_further_passage_follows_a_whole_list_under_a_line_of_its_own(tmp_path: Path):
+    """A further passage whose best sentence scores within the list margin of the list's best
+    item adds it, one beyond the margin does not; the answer shows it after the list under
+    ALSO_SAID, and the lead counts only the list's items."""
+    from kb.answer.extractive import ALSO_SAID
+
+    svc = service_over(tmp_path, "条例.txt",
+                       "第二十六条 有下列情形之一的，用人单位应当提前三十日通知劳动者本人：\n"
+                       "（一）劳动者患病，医疗期满后不能从事原工作的；\n（二）劳动者不能胜任工作的。\n\n"
+                       "第三十条 劳动者可以随时通知用人单位解除劳动合同。\n\n"
+                       "第四十条 用人单位应当按时足额支付工资。\n", chunking__max_chars=60)
+    answerer, idx = svc.answerer, svc.index
+    row_of = {name: next(r for r, c in enumerate(idx.chunks) if idx.documents[c.source].text[c.start:c.end].startswith(name))
+              for name in ("第二十六条", "第三十条", "第四十条")}
+    listed, near, far = row_of["第二十六条"], row_of["第三十条"], row_of["第四十条"]
+    items = [u for u in idx.units_of_chunk[listed] if idx.units[u].kind == "item"]
+    assert len(items) == 2
+    scored = {u: 0.9 for u in idx.units_of_chunk[listed]}
+    scored |= {u: 0.87 for u in idx.units_of_chunk[near]} | {u: 0.8 for u in idx.units_of_chunk[far]}
+    got = answerer._ensure_top_passage(items, scored, [listed, near, far], margin=0.05)
+    assert got[:2] == items and [idx.units[u].chunk for u in got[2:]] == [near]
+
+    answer, citations = answerer._compose(got, "list", "解除情形", "simplified", scored, [], extras=set(got[2:]))
+    lines = answer.splitlines()
+    assert lines[0] == "关于“解除情形”，资料中列出以下2点："
+    assert lines[1].startswith("- 劳动者患病") and lines[2].startswith("- 劳动者不能胜任")  # markers stripped
+    assert lines[3] == ALSO_SAID
+    assert lines[4].startswith("- 劳动者可以随时通知") and lines[4].endswith(f"[{len(citations)}]")
+    text = idx.documents["条例.txt"].text
+    assert all(text[c.start:c.end] == c.quote for c in citations)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -43,6 +43,7 @@ _CONTRASTS = re.compile(r"[;；]|而|则|相比|相对|不同")  # a sentence se
 
 # Weights and sizes, each measured on the dev set (eval/README.md, "Answer choices")
 _POINT_MAX = 140  # characters of a point before it is cut to the part about the question
+ALSO_SAID = "此外，资料还提到："  # before the points of other passages that follow a whole list
 MAX_CITATION_CHARS = 260  # consecutive units of one document merge into one citation up to this
 HUBNESS_WEIGHT = 0.25  # how much of a unit's closeness to questions in general is discounted
 HUBNESS_K = 10  # ...measured over its nearest heading questions
@@ -322,10 +323,15 @@ class ExtractiveAnswerer:
         if not chosen:
             return self._refuse(question, resolved, script, conf, qvec, t0, t1)
         structured = structured or sum(1 for u in chosen if idx.units[u].list_id >= 0) >= 2
-        chosen = self._ensure_top_passage(chosen, scored, rows, further=not structured)
+        own = {idx.units[u].chunk for u in chosen}
+        chosen = self._ensure_top_passage(
+            chosen, scored, rows, margin=self.settings.extra_margin_list if structured else self.settings.extra_margin)
+        # passages that only add their best sentence to a whole list: shown after it, not counted in it
+        added = {idx.units[u].chunk for u in chosen} - own if structured else set()
         chosen = self.structure.with_bodies(self.structure.context(self.structure.complete(chosen), structured))
+        extras = {u for u in chosen if idx.units[u].chunk in added}
 
-        answer_md, citations = self._compose(chosen, shape, lead_topic, script, scored, tokens)
+        answer_md, citations = self._compose(chosen, shape, lead_topic, script, scored, tokens, extras)
         t2 = time.perf_counter()
         return Answer(
             question=question, answered=True, answer=answer_md, citations=citations,
@@ -494,13 +500,14 @@ class ExtractiveAnswerer:
         return chosen[: min(4, self.settings.max_points)]
 
     def _ensure_top_passage(self, chosen: list[int], scored: dict[int, float], rows: list[int],
-                            further: bool = True) -> list[int]:
+                            further: bool = True, margin: float = 0.1) -> list[int]:
         """The best-ranked passage always contributes: when the chosen points come from
-        elsewhere, its best sentence is added (it is what retrieval trusts most), before a
-        whole list taken from another passage too (the list a lower passage's lead line
-        announces may answer a neighbouring question, sharing its words). With
-        ``further``, the next passages add their best sentence when it matches nearly as well
-        as the best point; not for whole-list answers, which stand on their own."""
+        elsewhere, its best sentence is added (it is what retrieval trusts most), to a whole
+        list taken from another passage too (the list a lower passage's lead line announces
+        may answer a neighbouring question, sharing its words). With ``further``, the next
+        passages add their best sentence when it scores within ``margin`` of the best point,
+        whole-list answers included (with ``answer.extra_margin_list``): two guides may each
+        answer the question with a list of their own."""
         idx = self.parts.index
         out = list(chosen)
         best = max((scored.get(u, 0.0) for u in chosen), default=0.0)
@@ -513,20 +520,24 @@ class ExtractiveAnswerer:
             u = max(top, key=lambda u: scored[u])
             if rank == 0:
                 out.insert(0, u)
-            elif scored[u] >= best - self.settings.extra_margin:
+            elif scored[u] >= best - margin:
                 out.append(u)
         return out
 
     # -- composing -----------------------------------------------------------------------------
     def _compose(self, chosen: list[int], shape: str, topic: str, script: str,
-                 scored: dict[int, float], terms: list[str]) -> tuple[str, list[Citation]]:
+                 scored: dict[int, float], terms: list[str],
+                 extras: Collection[int] = ()) -> tuple[str, list[Citation]]:
+        """The answer's Markdown and its citations. ``extras``: points of other passages that
+        follow a whole list under a line of their own, not counted in the list's lead."""
         idx = self.parts.index
-        # points in document order within each source, sources by first appearance
+        # points in document order within each source, sources by first appearance; extras last
         first_seen: dict[str, int] = {}
         for i, u in enumerate(chosen):
             first_seen.setdefault(idx.chunks[idx.units[u].chunk].source, i)
         ordered = sorted(
-            chosen, key=lambda u: (first_seen[idx.chunks[idx.units[u].chunk].source], idx.units[u].start)
+            chosen,
+            key=lambda u: (u in extras, first_seen[idx.chunks[idx.units[u].chunk].source], idx.units[u].start),
         )
         # merge consecutive units of one document into one citation span
         groups: list[list[int]] = []
@@ -534,12 +545,14 @@ class ExtractiveAnswerer:
             unit = idx.units[u]
             src = idx.chunks[unit.chunk].source
             if groups:
-                last = idx.units[groups[-1][-1]]
+                last_u = groups[-1][-1]
+                last = idx.units[last_u]
                 first = idx.units[groups[-1][0]]
                 text = idx.documents[src].text
                 same = idx.chunks[last.chunk].source == src
                 gap = text[last.end : unit.start] if same and unit.start >= last.end else "x"
-                if same and not gap.strip() and unit.end - first.start <= MAX_CITATION_CHARS:
+                if (same and not gap.strip() and unit.end - first.start <= MAX_CITATION_CHARS
+                        and (u in extras) == (last_u in extras)):
                     groups[-1].append(u)
                     continue
             groups.append([u])
@@ -573,13 +586,15 @@ class ExtractiveAnswerer:
                     runs[-1].append(u)
                     continue
             runs.append([u])
-        points = []
+        main = [run for run in runs if run[0] not in extras]
+        points: list[str] = []
+        more: list[str] = []  # the extras' points
         intro = ""
         for i, run in enumerate(runs):
             first, last = idx.units[run[0]], idx.units[run[-1]]
             text = idx.documents[idx.chunks[first.chunk].source].text[first.start : last.end]
             text = re.sub(r"\s*\n\s*", " ", text)
-            if i == 0 and len(runs) >= 3 and self._introduces(text, runs[1:]):
+            if i == 0 and len(main) >= 3 and self._introduces(text, main[1:]):
                 # "需要把握四个原则:" introduces the points; it is not one of them, so that
                 # "第二点" in a follow-up means the second principle
                 intro = f"{strip_marker(text).strip()} [{cite_of[run[0]]}]"
@@ -589,9 +604,11 @@ class ExtractiveAnswerer:
             focus = [] if first.kind == "item" else terms
             # an item of a list nested under a chosen item is indented under it
             bullet = "  -" if self.structure.nested_under(run[0]) in chosen else "-"
-            points.append(f"{bullet} {shorten(text, limit, focus)} [{cite_of[run[0]]}]")
+            point = f"{bullet} {shorten(text, limit, focus)} [{cite_of[run[0]]}]"
+            (more if run[0] in extras else points).append(point)
         lead = in_script("根据资料：", script) if intro else self._lead(shape, topic, len(points), script)
-        return "\n".join([lead] + ([intro] if intro else []) + points), citations
+        tail = [in_script(ALSO_SAID, script), *more] if more else []
+        return "\n".join([lead] + ([intro] if intro else []) + points + tail), citations
 
     def _introduces(self, text: str, rest: list[list[int]]) -> bool:
         """Whether ``text`` announces the points after it: it ends in a colon or names a count
