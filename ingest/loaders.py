@@ -114,8 +114,10 @@ _DOCX_HEADING = re.compile(r"^(?:Heading|heading|标题|標題)\s*(\d)$")
 _CN_DIGITS = "零一二三四五六七八九十"
 _ON = {"1", "true", "on"}
 
+# <aside> is content beside the page's own (sidebars, related-article lists; readability drops
+# it too), also when a site puts it inside <main>
 _HTML_DROP_TAGS = frozenset((
-    "script", "style", "noscript", "nav", "header", "footer", "template", "head", "title",
+    "script", "style", "noscript", "nav", "header", "footer", "template", "head", "title", "aside",
 ))  # fmt: skip
 _HTML_BLOCK_TAGS = frozenset((
     "address", "article", "aside", "blockquote", "caption", "dd", "details", "div", "dl",

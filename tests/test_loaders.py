@@ -526,6 +526,10 @@ def test_html_main_content_and_structure(tmp_path: Path) -> None:
     assert doc.text == "## 请假流程\n1. 填写请假单\n2. 主管审批\n- 病假须附证明"
     page = '<body><div id="nav-menu">菜单</div><p>正文一</p><div class="share-bar">分享</div><p>正文二</p></body>'
     assert load(tmp_path, "plain.html", page.encode()).text == "正文一\n正文二"
+    # an <aside> inside <main> (a related-article list without a telling class) is not content
+    page = ("<main><h2>结语</h2><p>态度决定高度。</p><aside><h3>相关文章</h3><ul><li><a href='/a/2'>新员工入职须知"
+            " 2024-02-18</a></li></ul></aside><p>完。</p></main>")
+    assert load(tmp_path, "aside.html", page.encode()).text == "## 结语\n态度决定高度。\n完。"
 
 
 def test_htm_without_charset_or_title(tmp_path: Path) -> None:

@@ -218,3 +218,30 @@ def test_a_further_passage_follows_a_whole_list_under_a_line_of_its_own(tmp_path
     assert lines[4].startswith("- 劳动者可以随时通知") and lines[4].endswith(f"[{len(citations)}]")
     text = idx.documents["条例.txt"].text
     assert all(text[c.start:c.end] == c.quote for c in citations)
+
+
+def test_a_sentence_of_a_short_article_brings_its_other_paragraphs(tmp_path: Path):
+    """A chosen paragraph (款) of a short statute article brings the article's other paragraphs
+    (the condition and its exception); an article with (一)(二) items or one too long to cite
+    whole is left as chosen."""
+    from kb.answer.structure import ARTICLE_MAX_CHARS
+
+    long_tail = "具体办法由国务院规定。" * (ARTICLE_MAX_CHARS // 10)
+    svc = service_over(tmp_path, "保险法.txt",
+                       "第十六条 参加基本养老保险的个人，累计缴费满十五年的，按月领取基本养老金。\n"
+                       "累计缴费不足十五年的，可以缴费至满十五年。\n\n"
+                       "第十七条 有下列情形之一的，可以领取补助：\n（一）因病死亡的；\n（二）非因工死亡的。\n\n"
+                       f"第十八条 国家建立基本养老金正常调整机制。\n{long_tail}\n")
+    s, idx = svc.answerer.structure, svc.index
+
+    def unit(prefix: str) -> int:
+        return next(i for i in range(len(idx.units)) if idx.unit_text(i).startswith(prefix))
+
+    second = unit("累计缴费不足十五年")
+    got = s.whole_articles([second])
+    assert sorted(idx.unit_text(u) for u in got) == sorted(
+        ["第十六条 参加基本养老保险的个人，累计缴费满十五年的，按月领取基本养老金。", "累计缴费不足十五年的，可以缴费至满十五年。"])
+    lead = unit("第十七条")
+    assert s.whole_articles([lead]) == [lead]  # items: the list rules decide
+    adjust = unit("第十八条")
+    assert s.whole_articles([adjust]) == [adjust]  # too long to cite whole

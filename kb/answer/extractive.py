@@ -329,6 +329,8 @@ class ExtractiveAnswerer:
         # passages that only add their best sentence to a whole list: shown after it, not counted in it
         added = {idx.units[u].chunk for u in chosen} - own if structured else set()
         chosen = self.structure.with_bodies(self.structure.context(self.structure.complete(chosen), structured))
+        if not structured and chosen:
+            chosen = self.structure.whole_articles(chosen)
         extras = {u for u in chosen if idx.units[u].chunk in added}
 
         answer_md, citations = self._compose(chosen, shape, lead_topic, script, scored, tokens, extras)

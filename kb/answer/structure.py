@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from ingest.chunk import HEADING_STYLES
+from ingest.chunk import HEADING_STYLES, HEADING_STYLES_BY_NAME
 from ingest.normalize import normalize
 from kb.index import KnowledgeIndex
 from kb.question import ASKS
@@ -30,6 +30,8 @@ _GOES_ON = re.compile(r"(其次|再次|再者|另外|此外|最后|第[二三四
 #做法…", "以上几点…"): it completes a list answer
 _LIST_SEQUEL = re.compile(r"^.{0,30}?(?:第[一二三四五六七八九十\d]+(?:种|个|项|点|类)|以上|上述)")
 _TITLE_ONLY = 12  # an item this short is a title; its explanation follows
+_ARTICLE = HEADING_STYLES_BY_NAME["article"]  # 第X条
+ARTICLE_MAX_CHARS = 300  # an article this short is cited whole
 
 
 def heading_style(text: str) -> str:
@@ -377,6 +379,29 @@ class DocumentStructure:
             elif self.title_only(u):
                 # a title over a nested list ("1. **反馈原则**" / "- 及时性…"): its items
                 out += [i for i in self.sublist(u) if i not in out]
+        return out
+
+    def whole_articles(self, chosen: list[int]) -> list[int]:
+        """A sentence of a short statute article (a section of its own, 第X条, no items, in one
+        chunk of at most ``ARTICLE_MAX_CHARS``) brings the article's other paragraphs (款): the
+        article is the unit a rule is cited by, and its other paragraphs carry the conditions and
+        exceptions of the same rule ("满十五年的，按月领取…" / "不足十五年的，可以缴费至满十五年…")."""
+        idx = self.index
+        out = list(chosen)
+        for u in chosen:
+            unit = idx.units[u]
+            chunk = idx.chunks[unit.chunk]
+            if unit.kind != "sentence" or not _ARTICLE.match(chunk.section.rsplit(" > ", 1)[-1]):
+                continue
+            if chunk.end - chunk.start > ARTICLE_MAX_CHARS or not _ARTICLE.match(chunk.text.lstrip()):
+                continue  # a long article, or one the chunker split: its paragraphs stand alone
+            nxt = unit.chunk + 1
+            if nxt < len(idx.chunks) and idx.chunks[nxt].source == chunk.source and idx.chunks[nxt].section == chunk.section:
+                continue  # the article goes on in the next chunk
+            members = idx.units_of_chunk.get(unit.chunk, [])
+            if any(idx.units[m].kind != "sentence" for m in members):
+                continue  # an article with items: the list rules decide
+            out += [m for m in members if m not in out]
         return out
 
     def adjacent(self, a: int, b: int) -> bool:
