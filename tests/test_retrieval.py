@@ -161,6 +161,34 @@ def test_real_traditional_question_retrieves_simplified_list(real_service):
     assert any(h.source.startswith("000") and "(一)市场部经理的职责" in h.quote for h in hits)
 
 
+def test_unit_scores_rank_passages_by_their_best_unit(tiny_service):
+    """The third ranking: each passage scored by its closest unit to the question, for the
+    passages holding the best units, best first."""
+    retriever, idx = tiny_service.retriever, tiny_service.index
+    vector = tiny_service.embedder.embed_queries(["病假要向谁报备"])[0]
+    got = retriever.unit_scores(vector)
+    cos = idx.unit_vectors @ vector
+    assert got and len(got) <= retriever.settings.candidates
+    for row, score in got.items():
+        assert score == pytest.approx(float(max(cos[u] for u in idx.units_of_chunk[row])))
+    best_unit = int(np.argmax(cos))
+    assert next(iter(got)) == idx.units[best_unit].chunk
+    assert list(got.values()) == sorted(got.values(), reverse=True)
+
+
+@pytest.mark.slow
+def test_real_long_article_found_by_the_item_asked_about(workplace_service):
+    """A statute article listing many cases (实施条例第十八条, fourteen items) is a blur as one
+    vector; the question about one of its items finds it through that item."""
+    question = "还在试用期，想走的话要提前几天说？"
+    hits = workplace_service.search(question, k=6)
+    assert any(h.source == "劳动合同法实施条例.pdf" and "试用期内提前3日通知用人单位" in h.quote for h in hits)
+    retriever = workplace_service.retriever
+    ranked = list(retriever.unit_scores(workplace_service.embedder.embed_queries([question])[0]))
+    idx = workplace_service.index
+    assert any("试用期内提前3日" in idx.chunks[r].text for r in ranked[:3])
+
+
 @pytest.mark.slow
 def test_real_simplified_question_retrieves_traditional_document(real_service):
     hits = real_service.search("销售管理和营销管理的区别", k=3)
