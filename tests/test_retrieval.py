@@ -174,6 +174,10 @@ def test_unit_scores_rank_passages_by_their_best_unit(tiny_service):
     best_unit = int(np.argmax(cos))
     assert next(iter(got)) == idx.units[best_unit].chunk
     assert list(got.values()) == sorted(got.values(), reverse=True)
+    # over a large index, only the units of the other retrievers' candidates are compared
+    among = {r for r in list(got)[1:3]}
+    limited = retriever.unit_scores(vector, among)
+    assert set(limited) == among and all(limited[r] == pytest.approx(got[r]) for r in among)
 
 
 @pytest.mark.slow
