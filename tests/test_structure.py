@@ -56,6 +56,26 @@ def service_over(tmp_path: Path, name: str, text: str, **overrides) -> Knowledge
     return KnowledgeService(hashing_config(tmp_path / "data", corpus, **overrides), progress=False)
 
 
+_ARTICLE_20 = "第二十条 额外支付的一个月工资，按照该劳动者上一个月的工资标准确定。\n\n"
+_ARTICLE_26 = ("第二十六条 有下列情形之一的，用人单位应当提前三十日通知劳动者本人：\n"
+               "（一）劳动者患病，医疗期满后不能从事原工作的；\n（二）劳动者不能胜任工作的。\n\n")
+_ARTICLE_30 = "第三十条 劳动者可以随时通知用人单位解除劳动合同。\n"
+
+
+def articles_over(tmp_path: Path, text: str) -> tuple[KnowledgeService, dict[str, int], list[int]]:
+    """A service over one statute of short articles, one chunk each: the chunk row of each
+    article by its number, and the two items of 第二十六条."""
+    svc = service_over(tmp_path, "条例.txt", text, chunking__max_chars=60)
+    idx = svc.index
+    rows = {}
+    for r, c in enumerate(idx.chunks):
+        number = idx.documents[c.source].text[c.start:c.end].split(" ", 1)[0]
+        rows.setdefault(number, r)
+    items = [u for u in idx.units_of_chunk[rows["第二十六条"]] if idx.units[u].kind == "item"]
+    assert len(items) == 2
+    return svc, rows, items
+
+
 def test_the_list_is_split_over_chunks(structure):
     rows = {structure.index.units[unit_of(structure, p)].chunk for p in ("1.营销目标", "4.预算")}
     assert len(rows) == 2  # otherwise the tests below prove nothing
@@ -170,17 +190,9 @@ def test_the_best_passage_stands_beside_a_list_taken_from_another(tmp_path: Path
     """A whole list chosen from a lower passage still gets the best passage's best sentence
     (retrieval trusts that passage most); without ``further`` the next passages add nothing,
     and a list from the best passage itself is left alone."""
-    svc = service_over(tmp_path, "条例.txt",
-                       "第二十条 额外支付的一个月工资，按照该劳动者上一个月的工资标准确定。\n\n"
-                       "第二十六条 有下列情形之一的，用人单位应当提前三十日通知劳动者本人：\n"
-                       "（一）劳动者患病，医疗期满后不能从事原工作的；\n（二）劳动者不能胜任工作的。\n\n"
-                       "第三十条 劳动者可以随时通知用人单位解除劳动合同。\n", chunking__max_chars=60)
+    svc, rows, items = articles_over(tmp_path, _ARTICLE_20 + _ARTICLE_26 + _ARTICLE_30)
     answerer, idx = svc.answerer, svc.index
-    row_of = {name: next(r for r, c in enumerate(idx.chunks) if idx.documents[c.source].text[c.start:c.end].startswith(name))
-              for name in ("第二十条", "第二十六条", "第三十条")}
-    top, listed, other = row_of["第二十条"], row_of["第二十六条"], row_of["第三十条"]
-    items = [u for u in idx.units_of_chunk[listed] if idx.units[u].kind == "item"]
-    assert len(items) == 2
+    top, listed, other = rows["第二十条"], rows["第二十六条"], rows["第三十条"]
     scored = {u: 0.5 for r in (top, listed, other) for u in idx.units_of_chunk[r]}
     got = answerer._ensure_top_passage(items, scored, [top, listed, other], further=False)
     assert [idx.units[u].chunk for u in got] == [top, listed, listed]
@@ -194,17 +206,9 @@ def test_a_further_passage_follows_a_whole_list_under_a_line_of_its_own(tmp_path
     ALSO_SAID, and the lead counts only the list's items."""
     from kb.answer.extractive import ALSO_SAID
 
-    svc = service_over(tmp_path, "条例.txt",
-                       "第二十六条 有下列情形之一的，用人单位应当提前三十日通知劳动者本人：\n"
-                       "（一）劳动者患病，医疗期满后不能从事原工作的；\n（二）劳动者不能胜任工作的。\n\n"
-                       "第三十条 劳动者可以随时通知用人单位解除劳动合同。\n\n"
-                       "第四十条 用人单位应当按时足额支付工资。\n", chunking__max_chars=60)
+    svc, rows, items = articles_over(tmp_path, _ARTICLE_26 + _ARTICLE_30 + "\n第四十条 用人单位应当按时足额支付工资。\n")
     answerer, idx = svc.answerer, svc.index
-    row_of = {name: next(r for r, c in enumerate(idx.chunks) if idx.documents[c.source].text[c.start:c.end].startswith(name))
-              for name in ("第二十六条", "第三十条", "第四十条")}
-    listed, near, far = row_of["第二十六条"], row_of["第三十条"], row_of["第四十条"]
-    items = [u for u in idx.units_of_chunk[listed] if idx.units[u].kind == "item"]
-    assert len(items) == 2
+    listed, near, far = rows["第二十六条"], rows["第三十条"], rows["第四十条"]
     scored = {u: 0.9 for u in idx.units_of_chunk[listed]}
     scored |= {u: 0.87 for u in idx.units_of_chunk[near]} | {u: 0.8 for u in idx.units_of_chunk[far]}
     got = answerer._ensure_top_passage(items, scored, [listed, near, far], margin=0.05)

@@ -385,7 +385,8 @@ class DocumentStructure:
         """A sentence of a short statute article (a section of its own, 第X条, no items, in one
         chunk of at most ``ARTICLE_MAX_CHARS``) brings the article's other paragraphs (款): the
         article is the unit a rule is cited by, and its other paragraphs carry the conditions and
-        exceptions of the same rule ("满十五年的，按月领取…" / "不足十五年的，可以缴费至满十五年…")."""
+        exceptions of the same rule (what applies when a condition is met, and what when it is
+        not)."""
         idx = self.index
         out = list(chosen)
         for u in chosen:
