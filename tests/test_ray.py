@@ -70,6 +70,9 @@ def ray_cluster(ray_env):
 
     # short: Ray's socket paths live under it (a Unix socket path has at most 107 bytes)
     temp = Path(tempfile.mkdtemp(prefix="kbray-", dir="/tmp"))
+    # Ray writes the cluster's address to /tmp/ray/ray_current_cluster whatever temp_dir says,
+    # and fails where that folder does not exist yet (a machine that never ran Ray)
+    Path("/tmp/ray").mkdir(exist_ok=True)
     cluster = Cluster(initialize_head=True, head_node_args={
         "num_cpus": 1, "include_dashboard": False, "node_ip_address": NODE_IP, "temp_dir": str(temp)})
     try:

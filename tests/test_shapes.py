@@ -154,7 +154,7 @@ def test_outline_is_built_at_ingest_and_stored_in_the_index(tmp_path):
     assert result.processed == [] and result.records["guide.md"].outline == heads
 
 
-def guide_service(tmp_path, guide: str):
+def guide_service(tmp_path, guide: str, **overrides):
     """A service (hashing embedder, no domain) over a Markdown guide and the statute."""
     from conftest import hashing_config
 
@@ -165,7 +165,7 @@ def guide_service(tmp_path, guide: str):
     (corpus / "guide.md").write_text(guide, encoding="utf-8")
     (corpus / "劳动法.md").write_text(STATUTE, encoding="utf-8")
     # hashing similarities are low: a lower refusal threshold suits them
-    cfg = hashing_config(tmp_path / "data", corpus, domain_dir="", answer__min_confidence=0.1)
+    cfg = hashing_config(tmp_path / "data", corpus, domain_dir="", answer__min_confidence=0.1, **overrides)
     return KnowledgeService(cfg, progress=False)
 
 
@@ -253,7 +253,11 @@ def test_the_list_under_a_heading_that_names_the_question_is_answered_whole(tmp_
     guide = ("# 沟通反馈\n\n## 问题处理\n\n### 有效解决：行动胜于承诺\n\n问题的有效解决就像为员工扫除前进道路上的障碍。\n\n"
              "实践建议：\n- 深入分析问题根源\n- 制定切实可行的解决方案\n- 调动必要的资源支持\n\n"
              "### 跟踪反馈：持续改进\n\n定期回访员工，了解改进效果。\n")
-    a = guide_service(tmp_path, guide).ask("员工反映的问题要怎么真正解决？").to_dict()
+    # what is tested is the answerer's choice among the passages: under the hashing embedder's
+    # character-bag similarities the best-sentence ranking puts the statute's first article above
+    # the list passage (fourth, out of the three the list rules look at), so it is off here
+    svc = guide_service(tmp_path, guide, retrieval__unit_weight=0.0)
+    a = svc.ask("员工反映的问题要怎么真正解决？").to_dict()
     assert a["answered"]
     for item in ("深入分析问题根源", "制定切实可行的解决方案", "调动必要的资源支持"):
         assert item in a["answer"]
