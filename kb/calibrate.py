@@ -59,7 +59,7 @@ SCHEME = 3
 # the modules whose rules decide which probes the scope checks refuse, and those that make a
 # probe's evidence (retrieval, and the answerer's confidence): a change to any of them moves what
 # a fit would give
-GUARD_CODE = tuple(Path(__file__).resolve().parent / p
+FIT_CODE = tuple(Path(__file__).resolve().parent / p
                    for p in ("answer/scope.py", "question.py", "calibrate.py", "retriever.py", "answer/extractive.py"))
 
 
@@ -71,7 +71,7 @@ def bank_fingerprint(path: Path = BANK_FILE) -> str:
     h.update(path.read_bytes())
     h.update(PLACES_FILE.read_bytes())
     h.update(ORGANISATIONS_FILE.read_bytes())
-    for code in GUARD_CODE:
+    for code in FIT_CODE:
         h.update(code.read_bytes())
     return h.hexdigest()[:16]
 

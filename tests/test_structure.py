@@ -188,16 +188,17 @@ def test_a_question_naming_a_nested_list_gets_its_items_and_they_slice(nested):
 
 def test_the_best_passage_stands_beside_a_list_taken_from_another(tmp_path: Path):
     """A whole list chosen from a lower passage still gets the best passage's best sentence
-    (retrieval trusts that passage most); without ``further`` the next passages add nothing,
-    and a list from the best passage itself is left alone."""
+    (retrieval trusts that passage most), however it scores; a next passage scoring beyond the
+    margin adds nothing, and a list from the best passage itself is left alone."""
     svc, rows, items = articles_over(tmp_path, _ARTICLE_20 + _ARTICLE_26 + _ARTICLE_30)
     answerer, idx = svc.answerer, svc.index
     top, listed, other = rows["第二十条"], rows["第二十六条"], rows["第三十条"]
-    scored = {u: 0.5 for r in (top, listed, other) for u in idx.units_of_chunk[r]}
-    got = answerer._ensure_top_passage(items, scored, [top, listed, other], further=False)
+    scored = {u: 0.5 for u in idx.units_of_chunk[listed]}
+    scored |= {u: 0.5 - 2 * answerer.settings.extra_margin for r in (top, other) for u in idx.units_of_chunk[r]}
+    got = answerer._ensure_top_passage(items, scored, [top, listed, other])
     assert [idx.units[u].chunk for u in got] == [top, listed, listed]
     assert idx.unit_text(got[0]).startswith("第二十条")
-    assert answerer._ensure_top_passage(items, scored, [listed, top, other], further=False) == items
+    assert answerer._ensure_top_passage(items, scored, [listed, top, other]) == items
 
 
 def test_a_further_passage_follows_a_whole_list_under_a_line_of_its_own(tmp_path: Path):

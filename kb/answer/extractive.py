@@ -329,7 +329,7 @@ class ExtractiveAnswerer:
         # passages that only add their best sentence to a whole list: shown after it, not counted in it
         added = {idx.units[u].chunk for u in chosen} - own if structured else set()
         chosen = self.structure.with_bodies(self.structure.context(self.structure.complete(chosen), structured))
-        if not structured and chosen:
+        if not structured:
             chosen = self.structure.whole_articles(chosen)
         extras = {u for u in chosen if idx.units[u].chunk in added}
 
@@ -502,20 +502,19 @@ class ExtractiveAnswerer:
         return chosen[: min(4, self.settings.max_points)]
 
     def _ensure_top_passage(self, chosen: list[int], scored: dict[int, float], rows: list[int],
-                            further: bool = True, margin: float | None = None) -> list[int]:
+                            margin: float | None = None) -> list[int]:
         """The best-ranked passage always contributes: when the chosen points come from
         elsewhere, its best sentence is added (it is what retrieval trusts most), to a whole
         list taken from another passage too (the list a lower passage's lead line announces
-        may answer a neighbouring question, sharing its words). With ``further``, the next
-        passages add their best sentence when it scores within ``margin`` (default
-        ``answer.extra_margin``) of the best point, whole-list answers included (with
-        ``answer.extra_margin_list``): two guides may each answer the question with a list of
-        their own."""
+        may answer a neighbouring question, sharing its words). The next passages add their
+        best sentence when it scores within ``margin`` (default ``answer.extra_margin``) of the
+        best point, whole-list answers included (with ``answer.extra_margin_list``): two guides
+        may each answer the question with a list of their own."""
         idx = self.parts.index
         margin = self.settings.extra_margin if margin is None else margin
         out = list(chosen)
         best = max((scored.get(u, 0.0) for u in chosen), default=0.0)
-        for rank, row in enumerate(rows[: 1 + (self.settings.extra_passages if further else 0)]):
+        for rank, row in enumerate(rows[: 1 + self.settings.extra_passages]):
             if any(idx.units[u].chunk == row for u in out):
                 continue
             top = [u for u in scored if idx.units[u].chunk == row and len(idx.unit_text(u)) >= 8]
